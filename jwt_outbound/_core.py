@@ -1,0 +1,514 @@
+"""The decision core, shared by the sync and async managers.
+
+Every workflow is a generator that yields *effects* (read this row, call the token endpoint, emit
+this event, ...) and receives their results, or has their exception thrown in. It does no I/O
+itself, so the sync driver, the async driver and the tests without any I/O all run the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Generator, Iterable, Mapping
+from typing import Any
+
+import httpx
+import jwt
+
+from ._config import (
+    JWTConfig,
+    TenantView,
+    default_authenticate,
+    default_login_configure,
+    default_map,
+    default_refresh_configure,
+)
+from ._events import CredentialsExpiredEvent, Event, LoginEvent, LogoutEvent
+from ._exceptions import (
+    ConfigurationError,
+    CredentialsExpiredError,
+    StoreError,
+    TokenEndpointError,
+    TokenRejectedError,
+)
+from ._state import TokenState, refresh_usable, token_expired
+
+__all__ = ["Core", "Effect", "Origin", "advance"]
+
+
+# -- effects -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Load:
+    tenant: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Save:
+    state: TokenState
+    expected_version: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delete:
+    tenant: str
+    expected_version: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AcquireLease:
+    tenant: str
+    version: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReleaseLease:
+    tenant: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    """Call a user hook; its result is awaited when it is awaitable (async driver only)."""
+
+    hook: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fetch:
+    """Send one token-endpoint request built from ``options``; result: the read response."""
+
+    options: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Emit:
+    event: Event
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ensure:
+    """A usable state for ``tenant``, or ``None``; the driver serves it from its cache or runs
+    ``Core.ensure`` under the tenant's lock."""
+
+    tenant: str
+    request: httpx.Request | None = None
+    rejected_token: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Send:
+    """Send the outbound request (only in ``Core.request``); result: its response."""
+
+    request: httpx.Request
+
+
+Effect = (
+    Load | Save | Delete | AcquireLease | ReleaseLease | Sleep | Call | Fetch | Emit | Ensure | Send
+)
+Flow = Generator[Effect, Any, Any]
+Origin = tuple[str, str, int]
+_MISS: Any = object()
+_CAS_TRIES = 5
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_STATE_KEYS = {
+    "token": "token",
+    "token_exp": "token_exp",
+    "tokenExp": "token_exp",
+    "refresh_token": "refresh_token",
+    "refreshToken": "refresh_token",
+    "refresh_token_exp": "refresh_token_exp",
+    "refreshTokenExp": "refresh_token_exp",
+    "date": "date",
+}
+
+
+def advance(flow: Flow, value: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """One step of a flow: ``(False, effect)`` to perform, or ``(True, result)`` when done."""
+    try:
+        effect = flow.throw(error) if error is not None else flow.send(value)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, effect
+
+
+def origin(url: httpx.URL) -> Origin:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return (url.scheme, url.host, port)
+
+
+def origins(urls: Iterable[str | httpx.URL]) -> frozenset[Origin]:
+    return frozenset(origin(httpx.URL(url)) for url in urls)
+
+
+class Core:
+    """The token workflow for one manager: pure decisions over ``TokenState`` and the clock."""
+
+    def __init__(
+        self,
+        config: JWTConfig,
+        *,
+        clock: Callable[[], float],
+        credentials_provider: Callable[[str], Any] | None,
+        state_ttl: float,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.provider = credentials_provider
+        self.state_ttl = state_ttl
+
+    # -- reading the cache ---------------------------------------------------------------------
+
+    def cached(self, entry: tuple[TokenState | None, float] | None, age: float) -> Any:
+        """The cached answer for a request when it is still good, else ``_MISS``."""
+        if entry is None or age > self.state_ttl:
+            return _MISS
+        state = entry[0]
+        if state is None:
+            return _MISS if self.provider is not None else None
+        if token_expired(state, self.clock(), self.config.leeway):
+            return _MISS
+        return state
+
+    # -- one outbound request ------------------------------------------------------------------
+
+    def request(
+        self, tenant: str, request: httpx.Request, allowed: frozenset[Origin] | None
+    ) -> Flow:
+        if request.extensions.get("authenticate") is False or (
+            allowed is not None and origin(request.url) not in allowed
+        ):
+            yield Send(request)
+            return
+        state = yield Ensure(tenant, request)
+        if state is None:
+            yield Send(request)
+            return
+        yield from self._authenticate(request, state)
+        response = yield Send(request)
+        if not _should_retry(request, response):
+            return
+        renewed = yield Ensure(tenant, request, rejected_token=state.token)
+        if renewed is None or renewed.token == state.token:
+            return
+        yield from self._authenticate(request, renewed)
+        yield Send(request)
+
+    def _authenticate(self, request: httpx.Request, state: TokenState) -> Flow:
+        hook = self.config.authenticate or default_authenticate
+        yield Call(hook, (request, self.view(state.tenant, state)))
+
+    # -- making sure a request has a token -----------------------------------------------------
+
+    def ensure(
+        self, tenant: str, request: httpx.Request | None, rejected_token: str | None = None
+    ) -> Flow:
+        """Run under the tenant's in-process lock: returns a usable state or ``None``."""
+        state: TokenState | None = yield Load(tenant)
+        if state is None:
+            return (yield from self._provider_login(tenant))
+        forced = rejected_token is not None
+        if forced and state.token != rejected_token:
+            return state  # someone renewed it while we waited for the lock
+        now = self.clock()
+        if not forced and not token_expired(state, now, self.config.leeway):
+            return state
+        error: Exception
+        if self._can_refresh(state, now):
+            try:
+                return (yield from self._refresh_leased(state))
+            except TokenRejectedError as exc:
+                error = exc
+        elif forced and self.provider is None:
+            return state  # a 401 that nothing here can fix: the caller keeps the response
+        else:
+            error = CredentialsExpiredError(
+                f"Unable to refresh credentials of tenant {tenant!r}: {self._why_not(state, now)}",
+                tenant=tenant,
+            )
+        if self.provider is not None:
+            try:
+                renewed = yield from self._provider_login(tenant)
+            except TokenRejectedError as exc:
+                error = exc
+            else:
+                if renewed is not None:
+                    return renewed
+        yield Emit(CredentialsExpiredEvent(tenant=tenant, request=request, error=error))
+        yield from self.logout(tenant, state=state, expected_version=state.version)
+        if isinstance(error, CredentialsExpiredError):
+            raise error
+        raise CredentialsExpiredError(
+            f"Unable to refresh credentials of tenant {tenant!r}: {error}", tenant=tenant
+        ) from error
+
+    def _can_refresh(self, state: TokenState, now: float) -> bool:
+        return self.config.refresh is not None and refresh_usable(state, now)
+
+    def _why_not(self, state: TokenState, now: float) -> str:
+        if self.config.refresh is None:
+            return "no refresh endpoint is configured"
+        if not state.refresh_token:
+            return "no refresh token is held"
+        return "the refresh token expired"
+
+    def _provider_login(self, tenant: str) -> Flow:
+        if self.provider is None:
+            return None
+        credentials = yield Call(self.provider, (tenant,))
+        if credentials is None:
+            return None
+        return (yield from self.login(tenant, credentials))
+
+    # -- login, refresh, logout ----------------------------------------------------------------
+
+    def login(self, tenant: str, credentials: Any) -> Flow:
+        endpoint = self.config.login
+        view = self.view(tenant, None)
+        options = yield from self._configure(
+            endpoint.configure or default_login_configure,
+            credentials,
+            endpoint.request_options(),
+            view,
+        )
+        response = yield from self._fetch(tenant, "login", options)
+        mapped = yield Call(endpoint.map or default_map, (response, options, view))
+        state = self._to_state(tenant, mapped, previous=None)
+        for _ in range(_CAS_TRIES):
+            current: TokenState | None = yield Load(tenant)
+            expected = current.version if current is not None else None
+            state = state.replace(version=(expected or 0) + 1)
+            if (yield Save(state, expected)):
+                yield Emit(self._login_event(state, response, "login"))
+                return state
+        raise StoreError(
+            f"could not store the login of tenant {tenant!r}: its row kept changing", tenant=tenant
+        )
+
+    def refresh(self, tenant: str) -> Flow:
+        """A refresh asked for by hand: failures raise, nothing is logged out."""
+        state: TokenState | None = yield Load(tenant)
+        if state is None:
+            raise CredentialsExpiredError(
+                f"tenant {tenant!r} has no token state to refresh", tenant=tenant
+            )
+        now = self.clock()
+        if not self._can_refresh(state, now):
+            raise CredentialsExpiredError(
+                f"Unable to refresh credentials of tenant {tenant!r}: {self._why_not(state, now)}",
+                tenant=tenant,
+            )
+        return (yield from self._refresh_leased(state))
+
+    def _refresh_leased(self, state: TokenState) -> Flow:
+        """Refresh once for the whole fleet: take the row's lease, or wait for its holder."""
+        tenant = state.tenant
+        waited, delay = 0.0, 0.02
+        while True:
+            if (yield AcquireLease(tenant, state.version)):
+                try:
+                    return (yield from self._refresh_call(state))
+                except Exception:
+                    yield ReleaseLease(tenant)
+                    raise
+            latest: TokenState | None = yield Load(tenant)
+            if latest is None:
+                raise CredentialsExpiredError(
+                    f"tenant {tenant!r} was logged out while another worker refreshed its token",
+                    tenant=tenant,
+                )
+            if latest.version != state.version:
+                return latest
+            if waited > self.config.refresh_lease + 1:
+                raise TokenEndpointError(
+                    f"gave up after {waited:.1f}s waiting for another worker to refresh "
+                    f"tenant {tenant!r}",
+                    tenant=tenant,
+                    action="refresh",
+                )
+            yield Sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.25)
+
+    def _refresh_call(self, state: TokenState) -> Flow:
+        endpoint = self.config.refresh
+        assert endpoint is not None
+        tenant = state.tenant
+        view = self.view(tenant, state)
+        options = yield from self._configure(
+            endpoint.configure or default_refresh_configure,
+            state.refresh_token,
+            endpoint.request_options(),
+            view,
+        )
+        response = yield from self._fetch(tenant, "refresh", options)
+        mapped = yield Call(endpoint.map or default_map, (response, options, view))
+        renewed = self._to_state(tenant, mapped, previous=state)
+        if (yield Save(renewed, state.version)):
+            yield Emit(self._login_event(renewed, response, "refresh"))
+            return renewed
+        # Someone wrote over the row meanwhile (a login, a logout): theirs wins.
+        latest: TokenState | None = yield Load(tenant)
+        if latest is None:
+            raise CredentialsExpiredError(
+                f"tenant {tenant!r} was logged out during its refresh", tenant=tenant
+            )
+        return latest
+
+    def logout(
+        self, tenant: str, *, state: TokenState | None = None, expected_version: int | None = None
+    ) -> Flow:
+        if state is None:
+            state = yield Load(tenant)
+            if state is None:
+                return False
+        yield Emit(LogoutEvent(tenant=tenant, state=state))
+        return (yield Delete(tenant, expected_version))
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def view(self, tenant: str, state: TokenState | None) -> TenantView:
+        return TenantView(tenant, state, self.clock(), self.config.decode_options)
+
+    def _configure(
+        self, hook: Callable[..., Any], value: Any, options: dict[str, Any], view: TenantView
+    ) -> Flow:
+        returned = yield Call(hook, (value, options, view))
+        if isinstance(returned, dict):
+            options = returned
+        url = options.get("url")
+        if not url or httpx.URL(str(url)).scheme not in ("http", "https"):
+            raise ConfigurationError(
+                "the token request has no absolute http(s) url; set Endpoint.url or set "
+                "request_options['url'] in the configure hook",
+                tenant=view.tenant,
+            )
+        return options
+
+    def _fetch(self, tenant: str, action: str, options: dict[str, Any]) -> Flow:
+        where = _where(options.get("url"))
+        try:
+            response: httpx.Response = yield Fetch(options)
+        except httpx.HTTPError as exc:
+            # httpx messages may quote the URL, and a GET login's URL carries credentials.
+            raise TokenEndpointError(
+                f"{action} request to {where} for tenant {tenant!r} failed: {type(exc).__name__}",
+                tenant=tenant,
+                action=action,
+            ) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        what = f"{status}{_error_code(response)}"
+        if 400 <= status < 500 and status not in (408, 429):
+            raise TokenRejectedError(
+                f"token endpoint {where} rejected the {action} of tenant {tenant!r}: {what}",
+                tenant=tenant,
+                action=action,
+                status_code=status,
+            )
+        raise TokenEndpointError(
+            f"token endpoint {where} failed the {action} of tenant {tenant!r}: {what}",
+            tenant=tenant,
+            action=action,
+            status_code=status,
+        )
+
+    def _to_state(
+        self, tenant: str, mapped: Mapping[str, Any], *, previous: TokenState | None
+    ) -> TokenState:
+        if not isinstance(mapped, Mapping):
+            raise TokenEndpointError(
+                f"map hook returned {type(mapped).__name__}, not a mapping", tenant=tenant
+            )
+        fields: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in mapped.items():
+            if key in _STATE_KEYS:
+                fields[_STATE_KEYS[key]] = value
+            else:
+                extra[key] = value
+        token = fields.get("token")
+        if not isinstance(token, str) or not token:
+            raise TokenEndpointError(
+                "the token response mapped to no 'token' string", tenant=tenant
+            )
+        if previous is not None and "refresh_token" not in fields:
+            fields["refresh_token"] = previous.refresh_token
+            fields.setdefault("refresh_token_exp", previous.refresh_token_exp)
+        refresh_token = fields.get("refresh_token")
+        if refresh_token is not None and not isinstance(refresh_token, str):
+            raise TokenEndpointError("the mapped 'refresh_token' is not a string", tenant=tenant)
+        return TokenState(
+            tenant=tenant,
+            token=token,
+            token_exp=_timestamp(fields.get("token_exp"), "token_exp", tenant),
+            refresh_token=refresh_token or None,
+            refresh_token_exp=_timestamp(
+                fields.get("refresh_token_exp"), "refresh_token_exp", tenant
+            ),
+            date=_timestamp(fields.get("date"), "date", tenant) or int(self.clock()),
+            extra=extra,
+            version=(previous.version + 1) if previous is not None else 1,
+        )
+
+    def _login_event(self, state: TokenState, response: httpx.Response, action: Any) -> LoginEvent:
+        try:
+            decoded: dict[str, Any] | None = self.view(state.tenant, state).decode(state.token)
+        except jwt.PyJWTError:
+            decoded = None
+        return LoginEvent(
+            tenant=state.tenant,
+            state=state,
+            response=response,
+            decoded_token=decoded,
+            action=action,
+        )
+
+
+def _timestamp(value: Any, name: str, tenant: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        raise TokenEndpointError(
+            f"the mapped {name!r} is not Unix seconds", tenant=tenant
+        ) from None
+
+
+def _where(url: Any) -> str:
+    # Origin and path only: query strings may carry credentials.
+    try:
+        parsed = httpx.URL(str(url))
+    except Exception:
+        return "<invalid url>"
+    return str(parsed.copy_with(query=None, fragment=None, username=None, password=None))
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The OAuth ``error`` code of a failed response, when it is a short plain code."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    code = body.get("error") if isinstance(body, dict) else None
+    if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
+        return f" {code}"
+    return ""
+
+
+def _should_retry(request: httpx.Request, response: httpx.Response) -> bool:
+    """One renewal and one retry on a 401 that blames the token, if the body can be re-sent."""
+    if response.status_code != 401 or not isinstance(request.stream, httpx.ByteStream):
+        return False
+    challenge = response.headers.get("WWW-Authenticate", "")
+    return "error=" not in challenge or "invalid_token" in challenge
