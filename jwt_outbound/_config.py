@@ -143,7 +143,7 @@ class JWTConfig:
 
     ``leeway``: a token is treated as expired this many seconds before its ``exp``.
     ``refresh_lease``: how long one worker may hold a tenant's refresh before another takes
-    over; every endpoint timeout must be shorter.
+    over; the refresh endpoint's timeout must be shorter.
     """
 
     login: Endpoint
@@ -165,7 +165,7 @@ class JWTConfig:
                 raise ConfigurationError(
                     f"JWTConfig.{name} needs a url, or a configure hook that sets one"
                 )
-            if endpoint.timeout >= self.refresh_lease:
+            if name == "refresh" and endpoint.timeout >= self.refresh_lease:
                 raise ConfigurationError(
                     f"JWTConfig.{name}.timeout ({endpoint.timeout}s) must be shorter than "
                     f"refresh_lease ({self.refresh_lease}s), or two workers could refresh at once"

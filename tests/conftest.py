@@ -64,9 +64,7 @@ class Harness:
             return await result if inspect.isawaitable(result) else result
         return await anyio.to_thread.run_sync(lambda: method(*args, **kwargs))
 
-    async def request(
-        self, tenant: str, method: str, path: str, **kwargs: Any
-    ) -> httpx.Response:
+    async def request(self, tenant: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if isinstance(self.manager, AsyncTokenManager):
             async with self.manager.client(tenant, base_url=self.base_url) as client:
                 return await client.request(method, path, **kwargs)

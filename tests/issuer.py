@@ -45,6 +45,8 @@ class Issuer:
     refresh_ttl: float = 3600
     failure: int | None = None  # answer token requests with this status
     delay: float = 0.0  # seconds before answering token requests
+    body: bytes | None = None  # answer token requests 200 with this body instead
+    rejected_tokens: set[str] = dataclasses.field(default_factory=set)  # the API answers 401
     login_calls: int = 0
     refresh_calls: int = 0
     reuse: int = 0
@@ -69,14 +71,24 @@ class Issuer:
         now = time.time()
         family = family or secrets.token_hex(8)
         token = jwt.encode(
-            {"sub": sub, "exp": int(now + self.token_ttl), "iat": int(now), "typ": "access",
-             "jti": secrets.token_hex(8)},
+            {
+                "sub": sub,
+                "exp": int(now + self.token_ttl),
+                "iat": int(now),
+                "typ": "access",
+                "jti": secrets.token_hex(8),
+            },
             KEY,
             algorithm="HS256",
         )
         refresh = jwt.encode(
-            {"sub": sub, "exp": int(now + self.refresh_ttl), "typ": "refresh", "fam": family,
-             "jti": secrets.token_hex(8)},
+            {
+                "sub": sub,
+                "exp": int(now + self.refresh_ttl),
+                "typ": "refresh",
+                "fam": family,
+                "jti": secrets.token_hex(8),
+            },
             KEY,
             algorithm="HS256",
         )
@@ -106,6 +118,8 @@ class Issuer:
         if not authorization or not authorization.startswith("Bearer "):
             return None
         token = authorization[7:]
+        if token in self.rejected_tokens:
+            return None
         if token in self.opaque:
             sub, exp, _, _ = self.opaque[token]
             return sub if exp > time.time() else None
@@ -119,13 +133,20 @@ class Issuer:
 def build_app(issuer: Issuer) -> Starlette:
     async def gate(request: Request, body: Any) -> Response | None:
         issuer.token_requests.append(
-            {"path": request.url.path, "method": request.method, "query": dict(request.query_params),
-             "headers": dict(request.headers), "body": body}
+            {
+                "path": request.url.path,
+                "method": request.method,
+                "query": dict(request.query_params),
+                "headers": dict(request.headers),
+                "body": body,
+            }
         )
         if issuer.delay:
             await anyio.sleep(issuer.delay)
         if issuer.failure is not None:
             return JSONResponse({"error": "temporarily_unavailable"}, status_code=issuer.failure)
+        if issuer.body is not None:
+            return Response(issuer.body, media_type="application/json")
         return None
 
     async def auth(request: Request) -> Response:
@@ -136,7 +157,11 @@ def build_app(issuer: Issuer) -> Starlette:
         if (failed := await gate(request, creds)) is not None:
             return failed
         issuer.login_calls += 1
-        if not isinstance(creds, dict) or creds.get("password") != PASSWORD or not creds.get("username"):
+        if (
+            not isinstance(creds, dict)
+            or creds.get("password") != PASSWORD
+            or not creds.get("username")
+        ):
             return JSONResponse({"error": "invalid_grant"}, status_code=401)
         token, refresh = issuer.pair(str(creds["username"]))
         return JSONResponse({"token": token, "refresh_token": refresh})
@@ -181,8 +206,13 @@ def build_app(issuer: Issuer) -> Starlette:
         issuer.opaque[access] = (sub, now + issuer.token_ttl, "access", family)
         issuer.opaque[refresh_token] = (sub, now + issuer.refresh_ttl, "refresh", family)
         return JSONResponse(
-            {"access_token": access, "token_type": "Bearer", "expires_in": str(int(issuer.token_ttl)),
-             "refresh_token": refresh_token, "scope": "api"}
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": str(int(issuer.token_ttl)),
+                "refresh_token": refresh_token,
+                "scope": "api",
+            }
         )
 
     async def whoami(request: Request) -> Response:
@@ -199,7 +229,9 @@ def build_app(issuer: Issuer) -> Starlette:
 
     async def echo(request: Request) -> Response:
         issuer.api_calls += 1
-        return JSONResponse({"headers": dict(request.headers), "body": (await request.body()).decode()})
+        return JSONResponse(
+            {"headers": dict(request.headers), "body": (await request.body()).decode()}
+        )
 
     async def public(request: Request) -> Response:
         issuer.public_calls += 1

@@ -27,7 +27,9 @@ from .issuer import PASSWORD, Issuer
 pytestmark = pytest.mark.anyio
 
 
-async def test_login_emits_event_with_state_and_authenticates(make: Any, config: JWTConfig, issuer: Issuer) -> None:
+async def test_login_emits_event_with_state_and_authenticates(
+    make: Any, config: JWTConfig, issuer: Issuer
+) -> None:
     h = make(config)
     events: list[LoginEvent] = []
     h.manager.on("jwt:login", events.append)
@@ -39,14 +41,17 @@ async def test_login_emits_event_with_state_and_authenticates(make: Any, config:
     assert len(events) == 1
     assert events[0].state == state
     assert events[0].action == "login"
-    assert events[0].decoded_token is not None and events[0].decoded_token["sub"] == "acme"
+    assert events[0].decoded_token is not None
+    assert events[0].decoded_token["sub"] == "acme"
     assert events[0].response.status_code == 200
     response = await h.get("acme", "/api/echo")
     assert response.json()["headers"]["authorization"] == f"Bearer {state.token}"
     assert issuer.login_calls == 1
 
 
-async def test_expired_token_is_refreshed_before_the_request(make: Any, config: JWTConfig, issuer: Issuer) -> None:
+async def test_expired_token_is_refreshed_before_the_request(
+    make: Any, config: JWTConfig, issuer: Issuer
+) -> None:
     h = make(config)
     issuer.token_ttl = -10  # every token the issuer signs is already expired
     before = await h.call("login", "acme", CREDENTIALS)
@@ -56,7 +61,8 @@ async def test_expired_token_is_refreshed_before_the_request(make: Any, config: 
 
     response = await h.get("acme", "/api/whoami")
 
-    assert response.status_code == 200 and response.json()["sub"] == "acme"
+    assert response.status_code == 200
+    assert response.json()["sub"] == "acme"
     after = await h.call("state", "acme")
     assert after.token != before.token
     assert after.refresh_token != before.refresh_token
@@ -67,7 +73,9 @@ async def test_expired_token_is_refreshed_before_the_request(make: Any, config: 
     assert [r["path"] for r in issuer.token_requests] == ["/auth", "/auth/refresh"]
 
 
-async def test_both_tokens_expired_rejects_without_sending(make: Any, config: JWTConfig, issuer: Issuer) -> None:
+async def test_both_tokens_expired_rejects_without_sending(
+    make: Any, config: JWTConfig, issuer: Issuer
+) -> None:
     h = make(config)
     issuer.token_ttl = issuer.refresh_ttl = -10
     await h.call("login", "acme", CREDENTIALS)
@@ -80,7 +88,9 @@ async def test_both_tokens_expired_rejects_without_sending(make: Any, config: JW
     assert await h.call("is_authenticated", "acme") is False
 
 
-async def test_no_refresh_config_expired_emits_expired_once(make: Any, base_url: str, issuer: Issuer) -> None:
+async def test_no_refresh_config_expired_emits_expired_once(
+    make: Any, base_url: str, issuer: Issuer
+) -> None:
     h = make(JWTConfig(login=Endpoint(f"{base_url}/auth"), leeway=0))
     issuer.token_ttl = -10
     await h.call("login", "acme", CREDENTIALS)
@@ -96,11 +106,14 @@ async def test_no_refresh_config_expired_emits_expired_once(make: Any, base_url:
     assert expired[0].tenant == "acme"
     assert isinstance(expired[0].request, httpx.Request)
     assert expired[0].request.url.path == "/api/whoami"
-    assert len(logouts) == 1 and logouts[0].tenant == "acme"
+    assert len(logouts) == 1
+    assert logouts[0].tenant == "acme"
     assert issuer.api_calls == 0
 
 
-async def test_refresh_rejected_by_server_rejects_request(make: Any, config: JWTConfig, issuer: Issuer) -> None:
+async def test_refresh_rejected_by_server_rejects_request(
+    make: Any, config: JWTConfig, issuer: Issuer
+) -> None:
     h = make(config)
     issuer.token_ttl = -10
     state = await h.call("login", "acme", CREDENTIALS)
@@ -114,12 +127,15 @@ async def test_refresh_rejected_by_server_rejects_request(make: Any, config: JWT
     assert isinstance(caught.value.__cause__, TokenRejectedError)
     assert caught.value.__cause__.status_code == 400
     assert "invalid_grant" in str(caught.value)
-    assert len(expired) == 1 and expired[0].error is caught.value.__cause__
+    assert len(expired) == 1
+    assert expired[0].error is caught.value.__cause__
     assert issuer.api_calls == 0
     assert await h.call("state", "acme") is None
 
 
-async def test_manual_refresh_rejected_emits_no_expired_event(make: Any, config: JWTConfig, issuer: Issuer) -> None:
+async def test_manual_refresh_rejected_emits_no_expired_event(
+    make: Any, config: JWTConfig, issuer: Issuer
+) -> None:
     h = make(config)
     state = await h.call("login", "acme", CREDENTIALS)
     issuer.rotate(state.refresh_token)
@@ -153,7 +169,9 @@ def test_empty_config_fails_before_any_request() -> None:
         JWTConfig(login=Endpoint())
 
 
-async def test_state_is_shared_through_the_store(make: Any, config: JWTConfig, issuer: Issuer) -> None:
+async def test_state_is_shared_through_the_store(
+    make: Any, config: JWTConfig, issuer: Issuer
+) -> None:
     store = MemoryTokenStore()
     first, second = make(config, store=store), make(config, store=store)
     state = await first.call("login", "acme", CREDENTIALS)
@@ -164,7 +182,9 @@ async def test_state_is_shared_through_the_store(make: Any, config: JWTConfig, i
     assert issuer.login_calls == 1
 
 
-async def test_custom_login_configure_shapes_the_request(make: Any, base_url: str, issuer: Issuer) -> None:
+async def test_custom_login_configure_shapes_the_request(
+    make: Any, base_url: str, issuer: Issuer
+) -> None:
     def configure(credentials: list[str], options: dict[str, Any], view: TenantView) -> None:
         options["method"] = "GET"
         options["params"] = {"username": credentials[0], "password": credentials[1]}
@@ -190,7 +210,8 @@ async def test_custom_login_map_becomes_the_state(make: Any, base_url: str) -> N
     state = await h.call("login", "acme", CREDENTIALS)
 
     assert state.token_exp == 4102444800
-    assert state.refresh_token is None and state.refresh_token_exp is None
+    assert state.refresh_token is None
+    assert state.refresh_token_exp is None
     assert dict(state.extra) == {"plan": "gold"}
 
 
@@ -204,7 +225,9 @@ async def test_refresh_with_only_a_configure_hook(make: Any, base_url: str, issu
         }
 
     h = make(
-        JWTConfig(login=Endpoint(f"{base_url}/auth"), refresh=Endpoint(configure=configure), leeway=0)
+        JWTConfig(
+            login=Endpoint(f"{base_url}/auth"), refresh=Endpoint(configure=configure), leeway=0
+        )
     )
     issuer.token_ttl = -10
     await h.call("login", "acme", CREDENTIALS)
@@ -215,7 +238,9 @@ async def test_refresh_with_only_a_configure_hook(make: Any, base_url: str, issu
     assert issuer.token_requests[-1]["headers"]["x-refresh"] == "1"
 
 
-async def test_custom_refresh_map_becomes_the_state(make: Any, base_url: str, issuer: Issuer) -> None:
+async def test_custom_refresh_map_becomes_the_state(
+    make: Any, base_url: str, issuer: Issuer
+) -> None:
     def map_(response: httpx.Response, options: dict[str, Any], view: TenantView) -> dict[str, Any]:
         body = response.json()
         return {"token": body["token"], "refresh_token": body["refresh_token"], "source": "refresh"}
@@ -230,7 +255,8 @@ async def test_custom_refresh_map_becomes_the_state(make: Any, base_url: str, is
 
     state = await h.call("refresh", "acme")
 
-    assert state.token_exp is None and state.refresh_token_exp is None
+    assert state.token_exp is None
+    assert state.refresh_token_exp is None
     assert dict(state.extra) == {"source": "refresh"}
     assert issuer.refresh_calls == 1
 
@@ -271,7 +297,9 @@ async def test_opt_out_sends_without_token(make: Any, config: JWTConfig, issuer:
     assert response.json() == {"authorization": None}
 
 
-async def test_not_authenticated_requests_are_sent_untouched(make: Any, config: JWTConfig, issuer: Issuer) -> None:
+async def test_not_authenticated_requests_are_sent_untouched(
+    make: Any, config: JWTConfig, issuer: Issuer
+) -> None:
     h = make(config)
 
     response = await h.get("nobody", "/public")

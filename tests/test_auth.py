@@ -1,0 +1,82 @@
+"""Where the token goes: allowed origins, opt-out, shared pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from jwt_outbound import AsyncTokenManager, InvalidTenantError, JWTConfig, TokenManager
+
+from .conftest import CREDENTIALS
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_token_only_goes_to_the_base_url_origin(
+    make: Any, config: JWTConfig, base_url: str
+) -> None:
+    h = make(config)
+    await h.call("login", "acme", CREDENTIALS)
+    other_origin = base_url.replace("127.0.0.1", "localhost")  # same server, another origin
+
+    own = await h.get("acme", "/public")
+    foreign = await h.get("acme", f"{other_origin}/public")
+
+    assert own.json()["authorization"].startswith("Bearer ")
+    assert foreign.json() == {"authorization": None}
+
+
+async def test_allowed_origins_widen_where_the_token_goes(config: JWTConfig, base_url: str) -> None:
+    other_origin = base_url.replace("127.0.0.1", "localhost")
+    async with AsyncTokenManager(config) as manager:
+        await manager.login("acme", CREDENTIALS)
+        async with manager.client(
+            "acme", base_url=base_url, allowed_origins=[base_url, other_origin]
+        ) as client:
+            response = await client.get(f"{other_origin}/public")
+
+    assert response.json()["authorization"].startswith("Bearer ")
+
+
+async def test_plain_auth_works_on_any_httpx_client(config: JWTConfig, base_url: str) -> None:
+    async with AsyncTokenManager(config) as manager:
+        state = await manager.login("acme", CREDENTIALS)
+        async with httpx.AsyncClient(auth=manager.auth("acme")) as client:
+            response = await client.get(f"{base_url}/public")
+
+    assert response.json() == {"authorization": f"Bearer {state.token}"}
+
+
+def test_sync_auth_on_async_client_is_refused(config: JWTConfig, base_url: str) -> None:
+    with TokenManager(config) as manager, httpx.Client(auth=manager.auth("acme")) as client:
+        assert client.get(f"{base_url}/public").status_code == 200
+    async_manager = AsyncTokenManager(config)
+    with (
+        httpx.Client(auth=async_manager.auth("acme")) as client,
+        pytest.raises(RuntimeError, match="AsyncTokenManager"),
+    ):
+        client.get(f"{base_url}/public")
+
+
+async def test_clients_share_the_managers_pool(config: JWTConfig, base_url: str) -> None:
+    async with AsyncTokenManager(config) as manager:
+        await manager.login("acme", CREDENTIALS)
+        for _ in range(3):
+            async with manager.client("acme", base_url=base_url) as client:
+                assert (await client.get("/public")).status_code == 200
+        # closing per-request clients left the shared pool open, with its one connection
+        pool = manager._transport._pool  # type: ignore[attr-defined]
+        assert len(pool.connections) == 1
+
+
+@pytest.mark.parametrize(
+    "tenant", ["", "a" * 129, "../etc", "x y", "a'; DROP TABLE t; --", "tenant\n", 7, None]
+)
+async def test_hostile_tenant_ids_are_refused(config: JWTConfig, tenant: Any) -> None:
+    async with AsyncTokenManager(config) as manager:
+        with pytest.raises(InvalidTenantError, match="invalid tenant id"):
+            manager.client(tenant)
+        with pytest.raises(InvalidTenantError):
+            await manager.login(tenant, CREDENTIALS)
