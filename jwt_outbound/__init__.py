@@ -1,6 +1,9 @@
 """Per-tenant JWTs for outbound httpx calls, shared by every worker of a service."""
 
+from . import resolvers
+from ._asgi import OutboundMiddleware, exception_handlers, outbound_client
 from ._auth import TenantAuth
+from ._client import AsyncTenantJWT, OutboundAsyncClient, OutboundClient, TenantJWT
 from ._config import Endpoint, JWTConfig, TenantView
 from ._events import CredentialsExpiredEvent, LoginEvent, LogoutEvent
 from ._exceptions import (
@@ -11,14 +14,17 @@ from ._exceptions import (
     StoreError,
     TokenEndpointError,
     TokenRejectedError,
+    error_response,
 )
 from ._manager import AsyncTokenManager, TokenManager
 from ._state import TokenState
 from ._store import MemoryTokenStore, TokenStore
+from ._wsgi import WSGIOutboundMiddleware
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncTenantJWT",
     "AsyncTokenManager",
     "ConfigurationError",
     "CredentialsExpiredError",
@@ -30,13 +36,22 @@ __all__ = [
     "LoginEvent",
     "LogoutEvent",
     "MemoryTokenStore",
+    "OutboundAsyncClient",
+    "OutboundClient",
+    "OutboundMiddleware",
     "StoreError",
     "TenantAuth",
+    "TenantJWT",
     "TenantView",
     "TokenEndpointError",
     "TokenManager",
     "TokenRejectedError",
     "TokenState",
     "TokenStore",
+    "WSGIOutboundMiddleware",
     "__version__",
+    "error_response",
+    "exception_handlers",
+    "outbound_client",
+    "resolvers",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "TokenEndpointError",
     "TokenRejectedError",
+    "error_response",
 ]
 
 
@@ -67,3 +68,18 @@ class TokenRejectedError(TokenEndpointError):
 
 class StoreError(JWTOutboundError):
     """The token store could not be read or written."""
+
+
+def error_response(error: JWTOutboundError) -> tuple[int, dict[str, str | None]]:
+    """A status code and a JSON body for an error met while serving a request.
+
+    Upstream failures are the gateway's (502/503), a bad tenant id is the caller's (400). The body
+    names the error and the tenant only: messages can name internal URLs.
+    """
+    if isinstance(error, InvalidTenantError):
+        return 400, {"error": "invalid_tenant", "tenant": None}
+    if isinstance(error, CredentialsExpiredError):
+        return 502, {"error": "outbound_credentials_expired", "tenant": error.tenant}
+    if isinstance(error, (TokenEndpointError, StoreError)):
+        return 503, {"error": "outbound_auth_unavailable", "tenant": error.tenant}
+    return 500, {"error": "outbound_misconfigured", "tenant": error.tenant}

@@ -14,6 +14,7 @@ import anyio
 import httpx
 
 from ._auth import TenantAuth
+from ._client import AsyncTenantJWT, OutboundAsyncClient, OutboundClient, TenantJWT
 from ._config import JWTConfig, is_coroutine_hook
 from ._core import (
     _MISS,
@@ -52,6 +53,8 @@ L = TypeVar("L")
 
 class _Manager(Generic[L]):
     """What both shells share: configuration, the cache of states, hooks and tenant locks."""
+
+    _shared: httpx.BaseTransport | httpx.AsyncBaseTransport  # the pool every client borrows
 
     def __init__(
         self,
@@ -128,15 +131,22 @@ class _Manager(Generic[L]):
         allowed = origins(allowed_origins) if allowed_origins is not None else None
         return TenantAuth(self, tenant, allowed)  # type: ignore[arg-type]
 
-    def _client_options(self, tenant: str, options: dict[str, Any]) -> dict[str, Any]:
+    def _client_options(self, tenant: str | None, options: dict[str, Any]) -> dict[str, Any]:
+        """Arguments of a tenant's client; with no tenant, a client that attaches no token."""
         allowed_origins = options.pop("allowed_origins", None)
         if allowed_origins is None and options.get("base_url"):
             allowed_origins = [options["base_url"]]
-        options["auth"] = self.auth(tenant, allowed_origins=allowed_origins)
+        if tenant is not None:
+            options["auth"] = self.auth(tenant, allowed_origins=allowed_origins)
+            options["jwt"] = self._tenant_jwt(tenant)
         # Proxies belong on the manager's transport; reading them from the environment here
         # would open a new pool per client.
         options.setdefault("trust_env", False)
+        options.setdefault("transport", self._shared)
         return options
+
+    def _tenant_jwt(self, tenant: str) -> Any:
+        raise NotImplementedError
 
     # -- shared by both drivers --------------------------------------------------------------
 
@@ -234,13 +244,23 @@ class AsyncTokenManager(_Manager[anyio.Lock]):
     async def is_authenticated(self, tenant: str) -> bool:
         return (await self.state(tenant)) is not None
 
-    def client(self, tenant: str, **options: Any) -> httpx.AsyncClient:
+    def client(self, tenant: str, **options: Any) -> OutboundAsyncClient:
         """An ``httpx.AsyncClient`` bound to ``tenant`` on the manager's shared pool.
 
         Takes ``httpx.AsyncClient`` arguments plus ``allowed_origins`` (default: ``base_url``'s).
         """
-        options.setdefault("transport", self._shared)
-        return httpx.AsyncClient(**self._client_options(tenant, options))
+        return OutboundAsyncClient(**self._client_options(validate_tenant(tenant), options))
+
+    def _deferred_client(
+        self, resolve_tenant: Callable[[], str | None], options: dict[str, Any]
+    ) -> OutboundAsyncClient:
+        """A client built on first use, for the tenant ``resolve_tenant`` names then."""
+        return OutboundAsyncClient.deferred(
+            lambda: self._client_options(_resolved(resolve_tenant), dict(options))
+        )
+
+    def _tenant_jwt(self, tenant: str) -> AsyncTenantJWT:
+        return AsyncTenantJWT(self, tenant)
 
     async def aclose(self) -> None:
         await self._token_client.aclose()
@@ -384,13 +404,23 @@ class TokenManager(_Manager[threading.Lock]):
     def is_authenticated(self, tenant: str) -> bool:
         return self.state(tenant) is not None
 
-    def client(self, tenant: str, **options: Any) -> httpx.Client:
+    def client(self, tenant: str, **options: Any) -> OutboundClient:
         """An ``httpx.Client`` bound to ``tenant`` on the manager's shared pool.
 
         Takes ``httpx.Client`` arguments plus ``allowed_origins`` (default: ``base_url``'s).
         """
-        options.setdefault("transport", self._shared)
-        return httpx.Client(**self._client_options(tenant, options))
+        return OutboundClient(**self._client_options(validate_tenant(tenant), options))
+
+    def _deferred_client(
+        self, resolve_tenant: Callable[[], str | None], options: dict[str, Any]
+    ) -> OutboundClient:
+        """A client built on first use, for the tenant ``resolve_tenant`` names then."""
+        return OutboundClient.deferred(
+            lambda: self._client_options(_resolved(resolve_tenant), dict(options))
+        )
+
+    def _tenant_jwt(self, tenant: str) -> TenantJWT:
+        return TenantJWT(self, tenant)
 
     def close(self) -> None:
         self._token_client.close()
@@ -482,6 +512,11 @@ class TokenManager(_Manager[threading.Lock]):
                 handler(event)
             except Exception:
                 log_handler_error(event, handler)
+
+
+def _resolved(resolve_tenant: Callable[[], str | None]) -> str | None:
+    tenant = resolve_tenant()
+    return None if tenant is None else validate_tenant(tenant)
 
 
 def _build(client: httpx.Client | httpx.AsyncClient, options: dict[str, Any]) -> httpx.Request:

@@ -258,11 +258,11 @@ async def _json(request: Request) -> Any:
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
+def serve(app: Any, lifespan: str = "off") -> Iterator[str]:
     """Run ``app`` under uvicorn on a free loopback port in a thread; yield its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11")
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none", http="h11")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
