@@ -2,5 +2,6 @@
 
 from .base import TokenStore
 from .memory import MemoryTokenStore
+from .sql import SQLTokenStore, default_database_url
 
-__all__ = ["MemoryTokenStore", "TokenStore"]
+__all__ = ["MemoryTokenStore", "SQLTokenStore", "TokenStore", "default_database_url"]
