@@ -8,6 +8,7 @@ itself, so the sync driver, the async driver and the tests without any I/O all r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
@@ -144,7 +145,13 @@ def origin(url: httpx.URL) -> Origin:
 
 
 def origins(urls: Iterable[str | httpx.URL]) -> frozenset[Origin]:
-    return frozenset(origin(httpx.URL(url)) for url in urls)
+    return frozenset(_origin_of(str(url)) for url in urls)
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_of(url: str) -> Origin:
+    # Middleware builds a client per request for the same few base URLs: parse each once.
+    return origin(httpx.URL(url))
 
 
 class Core:
