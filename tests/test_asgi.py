@@ -18,6 +18,8 @@ from starlette.websockets import WebSocket
 
 from jwt_outbound import (
     AsyncTokenManager,
+    CredentialsExpiredError,
+    CredentialsExpiredEvent,
     JWTConfig,
     LoginEvent,
     OutboundAsyncClient,
@@ -189,6 +191,12 @@ async def test_outbound_failures_become_json_errors(
     error: str,
 ) -> None:
     async with AsyncTokenManager(config) as manager:
+        expired: list[CredentialsExpiredEvent] = []
+
+        @manager.on_expired
+        async def record(event: CredentialsExpiredEvent) -> None:
+            expired.append(event)
+
         if setup != "none":
             issuer.token_ttl = -10
             await manager.login("acme", provider("acme"))
@@ -204,6 +212,14 @@ async def test_outbound_failures_become_json_errors(
     assert response.status_code == status
     assert response.json()["error"] == error
     assert issuer.api_calls == 0
+    if setup == "expired":  # the app's hook saw the outbound request it stopped
+        assert len(expired) == 1
+        assert expired[0].tenant == "acme"
+        assert expired[0].request is not None
+        assert expired[0].request.url.path == "/api/whoami"
+        assert isinstance(expired[0].error, CredentialsExpiredError)
+    else:
+        assert expired == []
 
 
 async def test_fastapi_dependency_and_add_middleware(
