@@ -25,8 +25,11 @@ _SYNC_DRIVERS: dict[str, tuple[tuple[str, str], ...]] = {
     "mysql": (("pymysql", "pymysql"), ("mysqldb", "MySQLdb")),
     "mariadb": (("pymysql", "pymysql"), ("mysqldb", "MySQLdb")),
 }
+# No asyncio driver is picked for SQLite: aiosqlite runs sqlite3 in a thread anyway, with one
+# hop per DBAPI call, where a worker thread running the whole call makes one (2x faster here).
+# A URL that names sqlite+aiosqlite still gets it.
 _ASYNC_DRIVERS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sqlite": (("aiosqlite", "aiosqlite"),),
+    "sqlite": (),
     "postgresql": (("asyncpg", "asyncpg"), ("psycopg_async", "psycopg")),
     "mysql": (("aiomysql", "aiomysql"), ("asyncmy", "asyncmy")),
     "mariadb": (("aiomysql", "aiomysql"), ("asyncmy", "asyncmy")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -30,6 +31,9 @@ DATABASE_URL_ENV = "JWT_OUTBOUND_DATABASE_URL"
 
 T = TypeVar("T")
 
+# OSError / TimeoutError: some async drivers let connect failures through unwrapped.
+_FAILURES = (sa.exc.SQLAlchemyError, OSError, asyncio.TimeoutError)
+
 
 def default_database_url() -> str:
     """``$JWT_OUTBOUND_DATABASE_URL``, else the SQLite file ``jwt_outbound.db`` in the cwd."""
@@ -43,8 +47,9 @@ class SQLTokenStore(TokenStore):
 
     - a URL (``sqlite:///tokens.db``, ``postgresql://...``, ``mysql://...``, ``mariadb://...``;
       ``None`` means :func:`default_database_url`). Blocking calls use psycopg / PyMySQL /
-      sqlite3, async calls use asyncpg / aiomysql / aiosqlite when installed and worker threads
-      otherwise. The store owns these engines and ``close()`` disposes them.
+      sqlite3; async calls use asyncpg / aiomysql when installed, else (and for SQLite, unless
+      the URL says ``sqlite+aiosqlite``) the blocking driver in a worker thread. The store owns
+      these engines and ``close()`` disposes them.
     - a blocking ``Engine``: used as is for blocking calls; async calls run it in worker
       threads. Create it with ``hide_parameters=True`` so that tokens never reach its logs.
     - an ``AsyncEngine``: used for async calls. Blocking calls (the sync ``TokenManager``, the
@@ -138,7 +143,7 @@ class SQLTokenStore(TokenStore):
             if conflict is not None:
                 return conflict
             error = _store_error(action, tenant, exc)
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
+        except _FAILURES as exc:
             error = _store_error(action, tenant, exc)
         # Raised here, outside the except blocks, so the driver's exception (which may quote
         # the statement's parameters: tokens) is not even kept as __context__.
@@ -163,7 +168,7 @@ class SQLTokenStore(TokenStore):
             if conflict is not None:
                 return conflict
             error = _store_error(action, tenant, exc)
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
+        except _FAILURES as exc:
             error = _store_error(action, tenant, exc)
         raise error
 
@@ -229,10 +234,12 @@ def _values(state: TokenState) -> dict[str, Any]:
     try:
         extra = json.dumps(dict(state.extra), separators=(",", ":"), sort_keys=True)
     except (TypeError, ValueError):
+        extra = None
+    if extra is None:  # raised out here: the TypeError's message shows a value
         raise StoreError(
             f"could not save tenant {state.tenant!r}: TokenState.extra must be JSON-serializable",
             tenant=state.tenant,
-        ) from None
+        )
     return {
         "token": state.token,
         "token_exp": state.token_exp,
