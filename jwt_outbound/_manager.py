@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import time
@@ -134,8 +135,12 @@ class _Manager(Generic[L]):
     def _client_options(self, tenant: str | None, options: dict[str, Any]) -> dict[str, Any]:
         """Arguments of a tenant's client; with no tenant, a client that attaches no token."""
         allowed_origins = options.pop("allowed_origins", None)
-        if allowed_origins is None and options.get("base_url"):
-            allowed_origins = [options["base_url"]]
+        base_url = options.get("base_url")
+        if base_url:
+            if allowed_origins is None:
+                allowed_origins = [base_url]
+            if isinstance(base_url, str):
+                options["base_url"] = _parsed_base_url(base_url)
         if tenant is not None:
             options["auth"] = self.auth(tenant, allowed_origins=allowed_origins)
             options["jwt"] = self._tenant_jwt(tenant)
@@ -292,6 +297,12 @@ class AsyncTokenManager(_Manager[anyio.Lock]):
 
     async def _perform_async(self, effect: Any) -> Any:
         store = self.store
+        # The per-request path first: a cached token and the authenticate hook.
+        if isinstance(effect, Ensure):
+            return await self._ensure(effect)
+        if isinstance(effect, Call):
+            result = effect.hook(*effect.args)
+            return await result if inspect.isawaitable(result) else result
         if isinstance(effect, Load):
             state = await store.aget(effect.tenant)
             self._remember(effect.tenant, state)
@@ -315,15 +326,10 @@ class AsyncTokenManager(_Manager[anyio.Lock]):
             return await store.arelease_lease(effect.tenant, owner=self._owner)
         if isinstance(effect, Sleep):
             return await anyio.sleep(effect.seconds)
-        if isinstance(effect, Call):
-            result = effect.hook(*effect.args)
-            return await result if inspect.isawaitable(result) else result
         if isinstance(effect, Fetch):
             return await self._token_client.send(_build(self._token_client, effect.options))
         if isinstance(effect, Emit):
             return await self._emit(effect.event)
-        if isinstance(effect, Ensure):
-            return await self._ensure(effect)
         raise TypeError(f"no driver for {type(effect).__name__}")
 
     async def _ensure(self, effect: Ensure) -> TokenState | None:
@@ -452,6 +458,19 @@ class TokenManager(_Manager[threading.Lock]):
 
     def _perform_sync(self, effect: Any) -> Any:
         store = self.store
+        # The per-request path first: a cached token and the authenticate hook.
+        if isinstance(effect, Ensure):
+            return self._ensure(effect)
+        if isinstance(effect, Call):
+            result = effect.hook(*effect.args)
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise ConfigurationError(
+                    f"hook {getattr(effect.hook, '__qualname__', effect.hook)!r} returned an "
+                    "awaitable; TokenManager needs plain functions (or use AsyncTokenManager)"
+                )
+            return result
         if isinstance(effect, Load):
             state = store.get(effect.tenant)
             self._remember(effect.tenant, state)
@@ -475,22 +494,10 @@ class TokenManager(_Manager[threading.Lock]):
             return store.release_lease(effect.tenant, owner=self._owner)
         if isinstance(effect, Sleep):
             return time.sleep(effect.seconds)
-        if isinstance(effect, Call):
-            result = effect.hook(*effect.args)
-            if inspect.isawaitable(result):
-                if inspect.iscoroutine(result):
-                    result.close()
-                raise ConfigurationError(
-                    f"hook {getattr(effect.hook, '__qualname__', effect.hook)!r} returned an "
-                    "awaitable; TokenManager needs plain functions (or use AsyncTokenManager)"
-                )
-            return result
         if isinstance(effect, Fetch):
             return self._token_client.send(_build(self._token_client, effect.options))
         if isinstance(effect, Emit):
             return self._emit(effect.event)
-        if isinstance(effect, Ensure):
-            return self._ensure(effect)
         raise TypeError(f"no driver for {type(effect).__name__}")
 
     def _ensure(self, effect: Ensure) -> TokenState | None:
@@ -512,6 +519,13 @@ class TokenManager(_Manager[threading.Lock]):
                 handler(event)
             except Exception:
                 log_handler_error(event, handler)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_base_url(base_url: str) -> httpx.URL:
+    # httpx parses base_url on every client; middleware makes one client per request.
+    url = httpx.URL(base_url)
+    return url if url.raw_path.endswith(b"/") else url.copy_with(raw_path=url.raw_path + b"/")
 
 
 def _resolved(resolve_tenant: Callable[[], str | None]) -> str | None:
