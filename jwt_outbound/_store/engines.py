@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
-from collections.abc import Coroutine
 from typing import Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -187,8 +187,8 @@ class EnginePair:
         return cls(parse_url(url_or_engine), echo=echo)
 
     @property
-    def created(self) -> list[Engine]:
-        """The blocking engines in use so far (an async engine's ``sync_engine`` included)."""
+    def in_use(self) -> list[Engine]:
+        """The engines in use so far, an async engine as its ``sync_engine``."""
         engines = [self._sync] if self._sync is not None else []
         if self._async is not None:
             engines.append(self._async.sync_engine)
@@ -208,10 +208,9 @@ class EnginePair:
 
     def for_running_loop(self) -> AsyncEngine | None:
         """The async engine if this loop may use it; None means: use a worker thread."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None  # not asyncio (trio): the asyncio drivers cannot run here
+        loop = _running_loop()
+        if loop is None:
+            return None  # not asyncio (trio, say): the asyncio drivers cannot run here
         with self._lock:
             if not self._use_async:
                 return None
@@ -228,26 +227,47 @@ class EnginePair:
     def dispose(self) -> None:
         """Close the pooled connections of the engines this pair created."""
         with self._lock:
-            sync, self._sync = (self._sync, None) if self._owns_sync else (None, self._sync)
+            sync = self._take_sync()
             engine, loop = self._take_async()
         if sync is not None:
             sync.dispose()
-        if engine is not None:
-            _dispose_from_outside(engine, loop)
+        if engine is None:
+            return
+        running = _running_loop()
+        if loop is None or loop.is_closed():
+            _forget(engine)
+        elif loop is running:
+            # Called from inside that loop without awaiting: let the loop do it soon.
+            task = loop.create_task(engine.dispose())
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(engine.dispose(), loop).result(timeout=30)
+        elif running is None:
+            loop.run_until_complete(engine.dispose())
+        else:
+            _forget(engine)  # an idle loop cannot run while this thread runs another
 
     async def adispose(self) -> None:
         with self._lock:
-            sync, self._sync = (self._sync, None) if self._owns_sync else (None, self._sync)
+            sync = self._take_sync()
             engine, loop = self._take_async()
         if engine is not None:
             if loop is None or loop is asyncio.get_running_loop():
                 await engine.dispose()
+            elif loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
+                await asyncio.wrap_future(future)
             else:
-                _dispose_from_outside(engine, loop)
+                _forget(engine)
         if sync is not None:
-            import anyio.to_thread
-
             await anyio.to_thread.run_sync(sync.dispose)
+
+    def _take_sync(self) -> Engine | None:
+        engine = self._sync if self._owns_sync else None
+        if self._owns_sync:
+            self._sync = None
+        return engine
 
     def _take_async(self) -> tuple[AsyncEngine | None, asyncio.AbstractEventLoop | None]:
         engine, loop = self._async, self._loop
@@ -261,24 +281,14 @@ class EnginePair:
 _pending: set[asyncio.Task[None]] = set()
 
 
-def _dispose_from_outside(engine: AsyncEngine, loop: asyncio.AbstractEventLoop | None) -> None:
-    """Dispose an async engine from blocking code, in the loop its connections belong to."""
-    coroutine: Coroutine[Any, Any, None] = engine.dispose()
-    if loop is None or loop.is_closed():
-        coroutine.close()
-        # Its connections died with their loop: forget them rather than touch them.
-        engine.sync_engine.dispose(close=False)
-    elif loop.is_running():
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            # Called from inside that loop without awaiting: let the loop do it soon.
-            task = loop.create_task(coroutine)
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
-        else:
-            asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
-    else:
-        loop.run_until_complete(coroutine)
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _forget(engine: AsyncEngine) -> None:
+    # Its connections belong to a loop that cannot run them now: drop them from the pool
+    # unclosed (the server ends them) rather than touch them from the wrong loop.
+    engine.sync_engine.dispose(close=False)

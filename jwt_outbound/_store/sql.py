@@ -56,6 +56,9 @@ class SQLTokenStore(TokenStore):
       CLI) get a blocking engine made from the same URL, without the AsyncEngine's
       ``connect_args``; pass a URL or an Engine if those matter.
 
+    An async engine's connections belong to the event loop that opened them: async calls from
+    any other loop run in worker threads, and ``await store.aclose()`` belongs in that loop.
+
     The table comes from :func:`jwt_outbound.migrate`. Each method is one short transaction.
     Leases are judged by the database server's clock. Failures raise :class:`StoreError`,
     naming the tenant and the error class, never a value sent to the database.

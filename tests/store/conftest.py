@@ -17,7 +17,7 @@ def checked_out(store: TokenStore) -> list[int]:
     """Connections of each engine the store uses that are not back in their pool."""
     if not isinstance(store, SQLTokenStore):
         return []
-    return [engine.pool.checkedout() for engine in store._engines.created]
+    return [engine.pool.checkedout() for engine in store._engines.in_use]
 
 
 STORES = [

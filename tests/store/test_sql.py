@@ -188,7 +188,7 @@ async def test_plain_urls_get_a_blocking_and_an_asyncio_driver(url: str) -> None
     tenant = unique_tenant()
     assert await store.asave(secret_state(tenant), expected_version=None) is True
     assert store.get(tenant) == await store.aget(tenant)
-    drivers = {engine.dialect.driver for engine in store._engines.created}
+    drivers = {engine.dialect.driver for engine in store._engines.in_use}
     backend = sa.make_url(url).get_backend_name()
     assert (
         drivers
@@ -199,7 +199,7 @@ async def test_plain_urls_get_a_blocking_and_an_asyncio_driver(url: str) -> None
         }[backend]
     )
     await store.aclose()
-    assert store._engines.created == []
+    assert store._engines.in_use == []
 
 
 @pytest.mark.anyio
@@ -209,7 +209,7 @@ async def test_a_blocking_engine_serves_async_calls_from_threads(url: str) -> No
     tenant = unique_tenant()
     assert await store.asave(secret_state(tenant), expected_version=None) is True
     assert (await store.aget(tenant)) == store.get(tenant)
-    assert store._engines.created == [engine]
+    assert store._engines.in_use == [engine]
     await store.aclose()
     store.close()
     # Not ours to dispose: its pooled connection is still there.
@@ -243,7 +243,7 @@ async def test_without_an_asyncio_driver_async_calls_use_threads(
     tenant = unique_tenant()
     assert await store.asave(secret_state(tenant), expected_version=None) is True
     assert await store.aacquire_lease(tenant, version=1, owner="a", seconds=5) is True
-    assert [engine.dialect.is_async for engine in store._engines.created] == [False]
+    assert [engine.dialect.is_async for engine in store._engines.in_use] == [False]
     await store.aclose()
 
 
@@ -255,9 +255,9 @@ def test_other_event_loops_use_threads(url: str) -> None:
         assert first.run_until_complete(store.asave(secret_state(tenant), expected_version=None))
         # A second loop may not touch the first loop's connections; it gets the same answers.
         assert asyncio.run(store.aget(tenant)) == store.get(tenant)
-        assert len(store._engines.created) == 2
+        assert len(store._engines.in_use) == 2
         store.close()  # disposes the async engine inside the loop its connections belong to
-        assert store._engines.created == []
+        assert store._engines.in_use == []
     finally:
         first.close()
 
