@@ -17,8 +17,9 @@ from ._exceptions import (
     error_response,
 )
 from ._manager import AsyncTokenManager, TokenManager
+from ._migrate import amigrate, current_revision, migrate
 from ._state import TokenState
-from ._store import MemoryTokenStore, TokenStore
+from ._store import MemoryTokenStore, SQLTokenStore, TokenStore, default_database_url
 from ._wsgi import WSGIOutboundMiddleware
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "OutboundAsyncClient",
     "OutboundClient",
     "OutboundMiddleware",
+    "SQLTokenStore",
     "StoreError",
     "TenantAuth",
     "TenantJWT",
@@ -50,8 +52,12 @@ __all__ = [
     "TokenStore",
     "WSGIOutboundMiddleware",
     "__version__",
+    "amigrate",
+    "current_revision",
+    "default_database_url",
     "error_response",
     "exception_handlers",
+    "migrate",
     "outbound_client",
     "resolvers",
 ]
