@@ -44,7 +44,7 @@ from ._events import (
 )
 from ._exceptions import ConfigurationError
 from ._state import TokenState, validate_tenant
-from ._store import MemoryTokenStore, TokenStore
+from ._store import SQLTokenStore, TokenStore
 
 __all__ = ["AsyncTokenManager", "TokenManager"]
 
@@ -82,7 +82,8 @@ class _Manager(Generic[L]):
                 )
         self.config = config
         self._owns_store = store is None
-        self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        # The default: a SQLite file, or $JWT_OUTBOUND_DATABASE_URL (see default_database_url).
+        self.store: TokenStore = store if store is not None else SQLTokenStore()
         self._core = Core(
             config, clock=clock, credentials_provider=credentials_provider, state_ttl=state_ttl
         )

@@ -8,7 +8,7 @@ import anyio
 import httpx
 import pytest
 
-from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, TokenManager
+from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, MemoryTokenStore, TokenManager
 
 from .issuer import PASSWORD, Issuer, build_app, serve
 
@@ -90,6 +90,7 @@ async def make(
 
     def factory(config: JWTConfig, **kwargs: Any) -> Harness:
         cls = AsyncTokenManager if flavour == "async" else TokenManager
+        kwargs.setdefault("store", MemoryTokenStore())
         harness = Harness(cls(config, **kwargs), base_url)
         made.append(harness)
         return harness

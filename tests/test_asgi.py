@@ -22,6 +22,7 @@ from jwt_outbound import (
     CredentialsExpiredEvent,
     JWTConfig,
     LoginEvent,
+    MemoryTokenStore,
     OutboundAsyncClient,
     OutboundMiddleware,
     exception_handlers,
@@ -91,7 +92,9 @@ def starlette_app(
 
 @pytest.fixture
 async def manager(config: JWTConfig) -> AsyncIterator[AsyncTokenManager]:
-    async with AsyncTokenManager(config, credentials_provider=provider) as manager:
+    async with AsyncTokenManager(
+        config, credentials_provider=provider, store=MemoryTokenStore()
+    ) as manager:
         yield manager
 
 
@@ -190,7 +193,7 @@ async def test_outbound_failures_become_json_errors(
     status: int,
     error: str,
 ) -> None:
-    async with AsyncTokenManager(config) as manager:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
         expired: list[CredentialsExpiredEvent] = []
 
         @manager.on_expired
@@ -302,7 +305,7 @@ async def call_websocket(app: Any, tenant: str) -> list[dict[str, Any]]:
 async def test_lifespan_closes_the_shared_pool_and_hooks_fire(
     config: JWTConfig, base_url: str, issuer: Issuer
 ) -> None:
-    manager = AsyncTokenManager(config, credentials_provider=provider)
+    manager = AsyncTokenManager(config, credentials_provider=provider, store=MemoryTokenStore())
     logins: list[LoginEvent] = []
     manager.on_login(logins.append)
     app = starlette_app(manager, base_url)
@@ -328,7 +331,7 @@ async def test_lifespan_closes_the_shared_pool_and_hooks_fire(
 
 
 def test_under_a_real_uvicorn_server(config: JWTConfig, base_url: str, issuer: Issuer) -> None:
-    manager = AsyncTokenManager(config, credentials_provider=provider)
+    manager = AsyncTokenManager(config, credentials_provider=provider, store=MemoryTokenStore())
     app = starlette_app(manager, base_url)
     with serve(app, lifespan="on") as app_url, httpx.Client(base_url=app_url) as client:
         subs = [

@@ -7,7 +7,13 @@ from typing import Any
 import httpx
 import pytest
 
-from jwt_outbound import AsyncTokenManager, InvalidTenantError, JWTConfig, TokenManager
+from jwt_outbound import (
+    AsyncTokenManager,
+    InvalidTenantError,
+    JWTConfig,
+    MemoryTokenStore,
+    TokenManager,
+)
 
 from .conftest import CREDENTIALS
 
@@ -30,7 +36,7 @@ async def test_token_only_goes_to_the_base_url_origin(
 
 async def test_allowed_origins_widen_where_the_token_goes(config: JWTConfig, base_url: str) -> None:
     other_origin = base_url.replace("127.0.0.1", "localhost")
-    async with AsyncTokenManager(config) as manager:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
         await manager.login("acme", CREDENTIALS)
         async with manager.client(
             "acme", base_url=base_url, allowed_origins=[base_url, other_origin]
@@ -41,7 +47,7 @@ async def test_allowed_origins_widen_where_the_token_goes(config: JWTConfig, bas
 
 
 async def test_plain_auth_works_on_any_httpx_client(config: JWTConfig, base_url: str) -> None:
-    async with AsyncTokenManager(config) as manager:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
         state = await manager.login("acme", CREDENTIALS)
         async with httpx.AsyncClient(auth=manager.auth("acme")) as client:
             response = await client.get(f"{base_url}/public")
@@ -50,9 +56,12 @@ async def test_plain_auth_works_on_any_httpx_client(config: JWTConfig, base_url:
 
 
 def test_sync_auth_on_async_client_is_refused(config: JWTConfig, base_url: str) -> None:
-    with TokenManager(config) as manager, httpx.Client(auth=manager.auth("acme")) as client:
+    with (
+        TokenManager(config, store=MemoryTokenStore()) as manager,
+        httpx.Client(auth=manager.auth("acme")) as client,
+    ):
         assert client.get(f"{base_url}/public").status_code == 200
-    async_manager = AsyncTokenManager(config)
+    async_manager = AsyncTokenManager(config, store=MemoryTokenStore())
     with (
         httpx.Client(auth=async_manager.auth("acme")) as client,
         pytest.raises(RuntimeError, match="AsyncTokenManager"),
@@ -61,7 +70,7 @@ def test_sync_auth_on_async_client_is_refused(config: JWTConfig, base_url: str) 
 
 
 async def test_clients_share_the_managers_pool(config: JWTConfig, base_url: str) -> None:
-    async with AsyncTokenManager(config) as manager:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
         await manager.login("acme", CREDENTIALS)
         for _ in range(3):
             async with manager.client("acme", base_url=base_url) as client:
@@ -75,7 +84,7 @@ async def test_clients_share_the_managers_pool(config: JWTConfig, base_url: str)
     "tenant", ["", "a" * 129, "../etc", "x y", "a'; DROP TABLE t; --", "tenant\n", 7, None]
 )
 async def test_hostile_tenant_ids_are_refused(config: JWTConfig, tenant: Any) -> None:
-    async with AsyncTokenManager(config) as manager:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
         with pytest.raises(InvalidTenantError, match="invalid tenant id"):
             manager.client(tenant)
         with pytest.raises(InvalidTenantError):

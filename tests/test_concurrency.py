@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import pytest
 
-from jwt_outbound import AsyncTokenManager, JWTConfig, TokenManager
+from jwt_outbound import AsyncTokenManager, JWTConfig, MemoryTokenStore, TokenManager
 
 from .conftest import CREDENTIALS
 from .issuer import PASSWORD, Issuer
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 async def test_100_coroutines_on_an_expired_token_refresh_once(
     config: JWTConfig, issuer: Issuer, base_url: str
 ) -> None:
-    async with AsyncTokenManager(config) as manager:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
         issuer.token_ttl = -10
         await manager.login("acme", CREDENTIALS)
         issuer.token_ttl = 300
@@ -42,7 +42,7 @@ async def test_100_coroutines_on_an_expired_token_refresh_once(
 def test_20_threads_on_an_expired_token_refresh_once(
     config: JWTConfig, issuer: Issuer, base_url: str
 ) -> None:
-    with TokenManager(config) as manager:
+    with TokenManager(config, store=MemoryTokenStore()) as manager:
         issuer.token_ttl = -10
         manager.login("acme", CREDENTIALS)
         issuer.token_ttl = 300
@@ -67,7 +67,9 @@ async def test_10_tenants_concurrently_each_carry_their_own_token(
 ) -> None:
     tenants = [f"tenant-{i}" for i in range(10)]
     async with AsyncTokenManager(
-        config, credentials_provider=lambda t: {"username": t, "password": PASSWORD}
+        config,
+        credentials_provider=lambda t: {"username": t, "password": PASSWORD},
+        store=MemoryTokenStore(),
     ) as manager:
         issuer.token_ttl = -10  # the first tokens are expired: every tenant refreshes too
         for tenant in tenants:
@@ -97,7 +99,9 @@ def test_10_tenants_in_threads_each_carry_their_own_token(
 ) -> None:
     tenants = [f"tenant-{i}" for i in range(10)]
     with TokenManager(
-        config, credentials_provider=lambda t: {"username": t, "password": PASSWORD}
+        config,
+        credentials_provider=lambda t: {"username": t, "password": PASSWORD},
+        store=MemoryTokenStore(),
     ) as manager:
 
         def call(tenant: str) -> str | None:
@@ -122,7 +126,9 @@ async def test_provider_logs_in_once_for_many_coroutines(
         return {"username": tenant, "password": PASSWORD}
 
     async with (
-        AsyncTokenManager(config, credentials_provider=provider) as manager,
+        AsyncTokenManager(
+            config, credentials_provider=provider, store=MemoryTokenStore()
+        ) as manager,
         manager.client("acme", base_url=base_url) as client,
         anyio.create_task_group() as tg,
     ):

@@ -12,6 +12,7 @@ from jwt_outbound import (
     ConfigurationError,
     Endpoint,
     JWTConfig,
+    MemoryTokenStore,
     TenantView,
     TokenEndpointError,
     TokenManager,
@@ -54,8 +55,10 @@ def test_sync_manager_refuses_coroutine_hooks() -> None:
 
     config = JWTConfig(login=Endpoint(f"{ISSUER}/a"), authenticate=authenticate)
     with pytest.raises(ConfigurationError, match="AsyncTokenManager"):
-        TokenManager(config)
-    with TokenManager(JWTConfig(login=Endpoint(f"{ISSUER}/a"))) as manager:
+        TokenManager(config, store=MemoryTokenStore())
+    with TokenManager(
+        JWTConfig(login=Endpoint(f"{ISSUER}/a")), store=MemoryTokenStore()
+    ) as manager:
 
         async def handler(event: Any) -> None: ...
 
@@ -140,5 +143,8 @@ def test_default_map_refuses_what_is_not_a_token(body: bytes) -> None:
 def test_async_manager_takes_coroutine_hooks() -> None:
     async def authenticate(request: httpx.Request, view: TenantView) -> None: ...
 
-    manager = AsyncTokenManager(JWTConfig(login=Endpoint(f"{ISSUER}/a"), authenticate=authenticate))
+    manager = AsyncTokenManager(
+        JWTConfig(login=Endpoint(f"{ISSUER}/a"), authenticate=authenticate),
+        store=MemoryTokenStore(),
+    )
     assert manager.config.authenticate is authenticate

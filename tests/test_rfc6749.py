@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, TenantView
+from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, MemoryTokenStore, TenantView
 
 from .issuer import PASSWORD, Issuer
 
@@ -69,7 +69,7 @@ async def test_opaque_token_near_expiry_is_refreshed(
 async def test_concurrent_opaque_refresh_is_single_flight(
     oauth_config: JWTConfig, issuer: Issuer, base_url: str
 ) -> None:
-    async with AsyncTokenManager(oauth_config) as manager:
+    async with AsyncTokenManager(oauth_config, store=MemoryTokenStore()) as manager:
         issuer.token_ttl = 30
         await manager.login("acme", {"username": "acme", "password": PASSWORD})
         issuer.token_ttl = 3600

@@ -16,6 +16,7 @@ from jwt_outbound import (
     JWTConfig,
     JWTOutboundError,
     LogoutEvent,
+    MemoryTokenStore,
     OutboundClient,
     TokenManager,
     WSGIOutboundMiddleware,
@@ -32,7 +33,7 @@ def provider(tenant: str) -> dict[str, str]:
 
 @pytest.fixture
 def manager(config: JWTConfig) -> Iterator[TokenManager]:
-    with TokenManager(config, credentials_provider=provider) as manager:
+    with TokenManager(config, credentials_provider=provider, store=MemoryTokenStore()) as manager:
         yield manager
 
 
