@@ -52,15 +52,17 @@ class Issuer:
     reuse: int = 0
     api_calls: int = 0
     public_calls: int = 0
+    abandoned: int = 0  # token requests whose client went away while the issuer was slow
     seen_tokens: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (sub, path)
     token_requests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     used: set[str] = dataclasses.field(default_factory=set)
     revoked: set[str] = dataclasses.field(default_factory=set)
     opaque: dict[str, tuple[str, float, str, str]] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    generation: int = 0  # grows on reset: a slow request of an earlier test then counts nothing
 
     def reset(self) -> None:
-        fresh = Issuer()
+        fresh = Issuer(generation=self.generation + 1)
         for field in dataclasses.fields(self):
             if field.name != "lock":
                 setattr(self, field.name, getattr(fresh, field.name))
@@ -142,7 +144,12 @@ def build_app(issuer: Issuer) -> Starlette:
             }
         )
         if issuer.delay:
+            generation = issuer.generation
             await anyio.sleep(issuer.delay)
+            # A client that gave up (timeout, killed) never gets a rotation: nothing is spent.
+            if generation != issuer.generation or await request.is_disconnected():
+                issuer.abandoned += 1
+                return Response(status_code=499)
         if issuer.failure is not None:
             return JSONResponse({"error": "temporarily_unavailable"}, status_code=issuer.failure)
         if issuer.body is not None:
