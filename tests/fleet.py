@@ -1,0 +1,69 @@
+"""Worker processes for the fleet tests: each is one service worker with its own manager, sharing
+token state with the others only through the SQL store."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+import anyio
+
+from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, JWTOutboundError, SQLTokenStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What one worker process does; picklable for the spawn start method."""
+
+    database_url: str
+    issuer_url: str
+    tenants: tuple[str, ...]
+    per_tenant: int  # concurrent requests per tenant
+    refresh_lease: float = 30.0
+    refresh_timeout: float = 10.0
+
+
+def config(plan: Plan) -> JWTConfig:
+    return JWTConfig(
+        login=Endpoint(f"{plan.issuer_url}/auth"),
+        refresh=Endpoint(f"{plan.issuer_url}/auth/refresh", timeout=plan.refresh_timeout),
+        leeway=0,
+        refresh_lease=plan.refresh_lease,
+    )
+
+
+def run_requests(plan: Plan, ready: Any, go: Any, results: Any) -> None:
+    """Process entry: build a manager, say ready, wait for ``go``, then fire every request at once
+    and put ``(outcomes, seconds from go to done, pooled connections left checked out)``."""
+    asyncio.run(_requests(plan, ready, go, results))
+
+
+async def _requests(plan: Plan, ready: Any, go: Any, results: Any) -> None:
+    store = SQLTokenStore(plan.database_url)
+    outcomes: list[tuple[str, str]] = []
+    async with AsyncTokenManager(config(plan), store=store) as manager:
+        clients = {t: manager.client(t, base_url=plan.issuer_url) for t in plan.tenants}
+        ready.set()
+        await anyio.to_thread.run_sync(go.wait)
+        started = time.monotonic()
+
+        async def call(tenant: str) -> None:
+            try:
+                response = await clients[tenant].get("/api/whoami")
+                body = response.json()
+                outcomes.append((tenant, body.get("sub") or f"status {response.status_code}"))
+            except JWTOutboundError as exc:
+                outcomes.append((tenant, type(exc).__name__))
+
+        async with anyio.create_task_group() as tg:
+            for tenant in plan.tenants:
+                for _ in range(plan.per_tenant):
+                    tg.start_soon(call, tenant)
+        elapsed = time.monotonic() - started
+        for client in clients.values():
+            await client.aclose()
+        leaked = sum(engine.pool.checkedout() for engine in store._engines.in_use)
+    await store.aclose()
+    results.put((outcomes, elapsed, leaked))
