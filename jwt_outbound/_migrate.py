@@ -27,7 +27,12 @@ from ._store.sql import default_database_url
 
 __all__ = ["amigrate", "current_revision", "downgrade", "include_object", "migrate"]
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+# Wheels ship the revisions inside the package; a source checkout keeps them at its top level.
+MIGRATIONS = next(
+    where
+    for where in (Path(__file__).parent / "migrations", Path(__file__).parent.parent / "migrations")
+    if (where / "env.py").exists()
+)
 
 T = TypeVar("T")
 

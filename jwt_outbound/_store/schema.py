@@ -1,6 +1,6 @@
 """The token table, and SQL for the database's own clock.
 
-The Alembic revisions in ``jwt_outbound/migrations`` create exactly this table; a test compares
+The Alembic revisions in ``migrations/`` (``jwt_outbound/migrations`` in a wheel) create exactly this table; a test compares
 the two.
 """
 
