@@ -17,7 +17,7 @@ from ._exceptions import (
     error_response,
 )
 from ._manager import AsyncTokenManager, TokenManager
-from ._migrate import amigrate, current_revision, migrate
+from ._migrate import amigrate, current_revision, downgrade, exclude_jwt_outbound_tables, migrate
 from ._state import TokenState
 from ._store import MemoryTokenStore, SQLTokenStore, TokenStore, default_database_url
 from ._wsgi import WSGIOutboundMiddleware
@@ -55,8 +55,10 @@ __all__ = [
     "amigrate",
     "current_revision",
     "default_database_url",
+    "downgrade",
     "error_response",
     "exception_handlers",
+    "exclude_jwt_outbound_tables",
     "migrate",
     "outbound_client",
     "resolvers",

@@ -25,7 +25,14 @@ from ._store.engines import create_sync_engine, parse_url
 from ._store.schema import VERSION_TABLE, metadata
 from ._store.sql import default_database_url
 
-__all__ = ["amigrate", "current_revision", "downgrade", "include_object", "migrate"]
+__all__ = [
+    "amigrate",
+    "current_revision",
+    "downgrade",
+    "exclude_jwt_outbound_tables",
+    "include_object",
+    "migrate",
+]
 
 # Wheels ship the revisions inside the package; a source checkout keeps them at its top level.
 MIGRATIONS = next(
@@ -44,6 +51,14 @@ def include_object(
 ) -> bool:
     """Alembic's filter: only our own tables; the host's tables are not ours to compare."""
     return type_ != "table" or name in metadata.tables
+
+
+def exclude_jwt_outbound_tables(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """For the host application's ``env.py``: ``include_object=exclude_jwt_outbound_tables``
+    keeps its autogenerate from proposing to drop our tables, which our revisions manage."""
+    return type_ != "table" or (name not in metadata.tables and name != VERSION_TABLE)
 
 
 def migrate(url_or_engine: Database = None, revision: str = "head") -> None:

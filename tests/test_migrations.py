@@ -161,3 +161,28 @@ def test_alembic_command_line_from_the_checkout(tmp_path: Path) -> None:
     alembic("downgrade", "base")
     assert current_revision(f"sqlite:///{database}") is None
     assert "CREATE TABLE jwt_outbound_tokens" in alembic("upgrade", "head", "--sql")
+
+
+def test_a_host_runs_ours_in_its_transaction_and_its_autogenerate_leaves_ours_alone(
+    url: str, engine: sa.Engine
+) -> None:
+    from jwt_outbound import exclude_jwt_outbound_tables
+
+    host = sa.MetaData()
+    orders = sa.Table("host_orders", host, sa.Column("id", sa.Integer, primary_key=True))
+    try:
+        with engine.begin() as connection:  # the host's own env.py, in one transaction
+            host.create_all(connection)
+            migrate(connection)
+        assert {"host_orders", tokens.name, VERSION_TABLE} <= table_names(engine)
+        with engine.connect() as connection:
+            unfiltered = compare_metadata(MigrationContext.configure(connection), host)
+            context = MigrationContext.configure(
+                connection, opts={"include_object": exclude_jwt_outbound_tables}
+            )
+            filtered = compare_metadata(context, host)
+        assert any(diff[0] == "remove_table" for diff in unfiltered)  # what the filter prevents
+        assert filtered == []
+    finally:
+        with engine.begin() as connection:
+            orders.drop(connection, checkfirst=True)
