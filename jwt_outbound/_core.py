@@ -34,7 +34,7 @@ from ._exceptions import (
 )
 from ._state import TokenState, refresh_usable, token_expired
 
-__all__ = ["Core", "Effect", "Origin", "advance"]
+__all__ = ["Core", "Effect", "Origin", "advance", "strip_foreign_credentials"]
 
 
 # -- effects -------------------------------------------------------------------------------------
@@ -116,6 +116,7 @@ Effect = (
 Flow = Generator[Effect, Any, Any]
 Origin = tuple[str, str, int]
 _MISS: Any = object()
+CREDENTIAL_HEADERS = "jwt_outbound.credential_headers"
 _CAS_TRIES = 5
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _STATE_KEYS = {
@@ -128,6 +129,15 @@ _STATE_KEYS = {
     "refreshTokenExp": "refresh_token_exp",
     "date": "date",
 }
+
+
+def strip_foreign_credentials(request: httpx.Request) -> None:
+    """An httpx request hook: a redirect to an origin the token is not for loses the headers the
+    authenticate hook set."""
+    marker = request.extensions.get(CREDENTIAL_HEADERS)
+    if marker is not None and origin(request.url) not in marker[0]:
+        for name in marker[1]:
+            request.headers.pop(name, None)
 
 
 def advance(flow: Flow, value: Any, error: BaseException | None) -> tuple[bool, Any]:
@@ -197,19 +207,29 @@ class Core:
         if state is None:
             yield Send(request)
             return
-        yield from self._authenticate(request, state)
+        yield from self._authenticate(request, state, allowed)
         response = yield Send(request)
         if not _should_retry(request, response):
             return
         renewed = yield Ensure(tenant, request, rejected_token=state.token)
         if renewed is None or renewed.token == state.token:
             return
-        yield from self._authenticate(request, renewed)
+        yield from self._authenticate(request, renewed, allowed)
         yield Send(request)
 
-    def _authenticate(self, request: httpx.Request, state: TokenState) -> Flow:
+    def _authenticate(
+        self, request: httpx.Request, state: TokenState, allowed: frozenset[Origin] | None
+    ) -> Flow:
         hook = self.config.authenticate or default_authenticate
+        before = request.headers.copy()
         yield Call(hook, (request, self.view(state.tenant, state)))
+        # Redirects skip the auth flow and keep every header but Authorization: remember what
+        # the hook set so that the clients' request hook can drop it on another origin.
+        added = [name for name, value in request.headers.items() if before.get(name) != value]
+        request.extensions[CREDENTIAL_HEADERS] = (
+            allowed or frozenset({origin(request.url)}),
+            added,
+        )
 
     # -- making sure a request has a token -----------------------------------------------------
 

@@ -33,6 +33,7 @@ from ._core import (
     Sleep,
     advance,
     origins,
+    strip_foreign_credentials,
 )
 from ._events import (
     CredentialsExpiredEvent,
@@ -145,6 +146,9 @@ class _Manager(Generic[L]):
         if tenant is not None:
             options["auth"] = self.auth(tenant, allowed_origins=allowed_origins)
             options["jwt"] = self._tenant_jwt(tenant)
+            hooks = dict(options.get("event_hooks") or {})
+            hooks["request"] = [*hooks.get("request", ()), self._strip_hook]
+            options["event_hooks"] = hooks
         # Proxies belong on the manager's transport; reading them from the environment here
         # would open a new pool per client.
         options.setdefault("trust_env", False)
@@ -153,6 +157,8 @@ class _Manager(Generic[L]):
 
     def _tenant_jwt(self, tenant: str) -> Any:
         raise NotImplementedError
+
+    _strip_hook: Callable[[httpx.Request], Any]
 
     # -- shared by both drivers --------------------------------------------------------------
 
@@ -267,6 +273,10 @@ class AsyncTokenManager(_Manager[anyio.Lock]):
 
     def _tenant_jwt(self, tenant: str) -> AsyncTenantJWT:
         return AsyncTenantJWT(self, tenant)
+
+    @staticmethod
+    async def _strip_hook(request: httpx.Request) -> None:
+        strip_foreign_credentials(request)
 
     async def aclose(self) -> None:
         await self._token_client.aclose()
@@ -428,6 +438,8 @@ class TokenManager(_Manager[threading.Lock]):
 
     def _tenant_jwt(self, tenant: str) -> TenantJWT:
         return TenantJWT(self, tenant)
+
+    _strip_hook = staticmethod(strip_foreign_credentials)
 
     def close(self) -> None:
         self._token_client.close()

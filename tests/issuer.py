@@ -10,6 +10,7 @@ whole family (RFC 9700 section 4.14.2), as a careful authorization server does.
   ``access_token``, ``expires_in`` as a string, ``refresh_token``.
 - ``GET /api/whoami``: the bearer's ``sub``, or 401 ``invalid_token``.
 - ``GET /api/echo``: the request headers. ``GET /public``: no auth needed.
+- ``GET /redirect?to=URL``: a 302 to ``URL``.
 """
 
 from __future__ import annotations
@@ -240,6 +241,9 @@ def build_app(issuer: Issuer) -> Starlette:
             {"headers": dict(request.headers), "body": (await request.body()).decode()}
         )
 
+    async def redirect(request: Request) -> Response:
+        return Response(status_code=302, headers={"Location": request.query_params["to"]})
+
     async def public(request: Request) -> Response:
         issuer.public_calls += 1
         return JSONResponse({"authorization": request.headers.get("authorization")})
@@ -252,6 +256,7 @@ def build_app(issuer: Issuer) -> Starlette:
             Route("/api/whoami", whoami, methods=["GET", "POST"]),
             Route("/api/echo", echo, methods=["GET", "POST"]),
             Route("/public", public),
+            Route("/redirect", redirect),
         ]
     )
 

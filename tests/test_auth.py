@@ -9,9 +9,11 @@ import pytest
 
 from jwt_outbound import (
     AsyncTokenManager,
+    Endpoint,
     InvalidTenantError,
     JWTConfig,
     MemoryTokenStore,
+    TenantView,
     TokenManager,
 )
 
@@ -89,3 +91,26 @@ async def test_hostile_tenant_ids_are_refused(config: JWTConfig, tenant: Any) ->
             manager.client(tenant)
         with pytest.raises(InvalidTenantError):
             await manager.login(tenant, CREDENTIALS)
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-Api-Token"])
+async def test_redirects_to_another_origin_carry_no_credentials(
+    make: Any, base_url: str, header: str
+) -> None:
+    def authenticate(request: httpx.Request, view: TenantView) -> None:
+        request.headers[header] = f"Bearer {view.token}"
+
+    h = make(JWTConfig(login=Endpoint(f"{base_url}/auth"), authenticate=authenticate))
+    await h.call("login", "acme", CREDENTIALS)
+    foreign = base_url.replace("127.0.0.1", "localhost")
+
+    same = await h.get(
+        "acme", "/redirect", params={"to": f"{base_url}/api/echo"}, follow_redirects=True
+    )
+    away = await h.get(
+        "acme", "/redirect", params={"to": f"{foreign}/api/echo"}, follow_redirects=True
+    )
+
+    assert header.lower() in same.json()["headers"]
+    assert header.lower() not in away.json()["headers"]
+    assert "authorization" not in away.json()["headers"]
