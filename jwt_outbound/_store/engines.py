@@ -131,15 +131,37 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+# Seconds to wait for a database server to accept a connection: an unreachable server must
+# become a prompt StoreError, not a request hanging for a minute or more.
+CONNECT_TIMEOUT = 5
+_CONNECT_TIMEOUT_ARG = {
+    "psycopg": "connect_timeout",
+    "psycopg2": "connect_timeout",
+    "asyncpg": "timeout",
+    "pymysql": "connect_timeout",
+    "aiomysql": "connect_timeout",
+    "mysqldb": "connect_timeout",
+}
+
+
+def _connect_args(driver_url: URL) -> dict[str, Any]:
+    name = _CONNECT_TIMEOUT_ARG.get(driver_url.get_driver_name())
+    if name is None or name in driver_url.query:
+        return {}
+    return {"connect_args": {name: CONNECT_TIMEOUT}}
+
+
 def create_sync_engine(url: URL, *, echo: bool = False, **options: Any) -> Engine:
-    engine = sa.create_engine(sync_url(url), **_engine_options(url, echo), **options)
+    driver_url = sync_url(url)
+    options = {**_connect_args(driver_url), **options}
+    engine = sa.create_engine(driver_url, **_engine_options(url, echo), **options)
     if url.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _on_sqlite_connect)
     return engine
 
 
 def _create_async_engine(url: URL, *, echo: bool) -> AsyncEngine:
-    engine = create_async_engine(url, **_engine_options(url, echo))
+    engine = create_async_engine(url, **_engine_options(url, echo), **_connect_args(url))
     if url.get_backend_name() == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     return engine
