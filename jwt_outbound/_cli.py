@@ -1,4 +1,5 @@
-"""``jwt-outbound``: migrate the token table, list tenants' token state, log a tenant in or out.
+"""``jwt-outbound``: migrate the token table, list tenants' token state, log a tenant in or out,
+re-encrypt the rows after a key rotation.
 
 Every command takes ``--database-url`` (default: ``$JWT_OUTBOUND_DATABASE_URL``, else the
 SQLite file ``jwt_outbound.db``). Tokens are never printed.
@@ -22,6 +23,7 @@ from ._manager import TokenManager
 from ._migrate import current_revision, migrate
 from ._state import TokenState, token_expired, validate_tenant
 from ._store import SQLTokenStore, default_database_url
+from ._store.sql import ENCRYPTION_KEYS_ENV
 
 __all__ = ["main"]
 
@@ -61,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     cmd = commands.add_parser("logout", parents=[common], help="delete a tenant's token state")
     cmd.add_argument("tenant")
     cmd.set_defaults(run=_logout)
+
+    cmd = commands.add_parser(
+        "rotate-keys",
+        parents=[common],
+        help="re-encrypt every row with the first of $JWT_OUTBOUND_ENCRYPTION_KEYS",
+    )
+    cmd.set_defaults(run=_rotate_keys)
 
     cmd = commands.add_parser(
         "login",
@@ -126,6 +135,18 @@ def _logout(args: argparse.Namespace, url: str) -> int:
     finally:
         store.close()
     print(f"{tenant}: {'logged out' if removed else 'was not logged in'}")
+    return 0
+
+
+def _rotate_keys(args: argparse.Namespace, url: str) -> int:
+    if not os.environ.get(ENCRYPTION_KEYS_ENV):
+        raise ConfigurationError(f"set {ENCRYPTION_KEYS_ENV} to the keys, the new one first")
+    store = SQLTokenStore(url)
+    try:
+        changed = store.rotate_encryption()
+    finally:
+        store.close()
+    print(f"re-encrypted {changed} row(s) with the first key")
     return 0
 
 

@@ -73,3 +73,27 @@ def test_errors_are_one_line_and_exit_1(
     assert "cannot load 'nowhere:config'" in capsys.readouterr().err
     assert main(["logout", "bad tenant", "--database-url", url]) == 1
     assert "invalid tenant id" in capsys.readouterr().err
+
+
+def test_rotate_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from jwt_outbound import TokenState, migrate
+
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    migrate(url)
+    plain = SQLTokenStore(url)
+    plain.save(TokenState(tenant="acme", token="SECRET"), expected_version=None)
+    plain.close()
+    assert main(["rotate-keys", "--database-url", url]) == 1
+    assert "JWT_OUTBOUND_ENCRYPTION_KEYS" in capsys.readouterr().err
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("JWT_OUTBOUND_ENCRYPTION_KEYS", key)
+    assert main(["rotate-keys", "--database-url", url]) == 0
+    assert "re-encrypted 1 row(s)" in capsys.readouterr().out
+    sealed = SQLTokenStore(url)
+    assert sealed.get("acme") == TokenState(tenant="acme", token="SECRET")
+    sealed.close()

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,15 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .._exceptions import StoreError
 from .._state import TokenState
 from .base import TokenStore
+from .cipher import Cipher, FernetCipher
 from .engines import EnginePair
 from .schema import db_epoch, tokens, utc_now
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["DATABASE_URL_ENV", "SQLTokenStore", "default_database_url"]
+__all__ = ["DATABASE_URL_ENV", "ENCRYPTION_KEYS_ENV", "SQLTokenStore", "default_database_url"]
 
 DATABASE_URL_ENV = "JWT_OUTBOUND_DATABASE_URL"
+ENCRYPTION_KEYS_ENV = "JWT_OUTBOUND_ENCRYPTION_KEYS"
 
 T = TypeVar("T")
 
@@ -59,6 +61,11 @@ class SQLTokenStore(TokenStore):
     An async engine's connections belong to the event loop that opened them: async calls from
     any other loop run in worker threads, and ``await store.aclose()`` belongs in that loop.
 
+    ``encryption_keys`` (default: ``$JWT_OUTBOUND_ENCRYPTION_KEYS``, comma-separated) encrypts
+    the token, the refresh token and ``extra`` at rest with Fernet: the first key encrypts, every
+    key decrypts. To rotate, put the new key first and call :meth:`rotate_encryption`; rows
+    written before encryption was turned on stay readable.
+
     The table comes from :func:`jwt_outbound.migrate`. Each method is one short transaction.
     Leases are judged by the database server's clock. Failures raise :class:`StoreError`,
     naming the tenant and the error class, never a value sent to the database.
@@ -69,9 +76,13 @@ class SQLTokenStore(TokenStore):
         url_or_engine: str | URL | Engine | AsyncEngine | None = None,
         *,
         echo: bool = False,
+        encryption_keys: Sequence[str | bytes] | None = None,
     ) -> None:
         if url_or_engine is None:
             url_or_engine = default_database_url()
+        if encryption_keys is None and os.environ.get(ENCRYPTION_KEYS_ENV):
+            encryption_keys = os.environ[ENCRYPTION_KEYS_ENV].split(",")
+        self._cipher = FernetCipher(encryption_keys) if encryption_keys is not None else Cipher()
         self._engines = EnginePair.from_argument(url_or_engine, echo=echo)
 
     def __repr__(self) -> str:
@@ -80,18 +91,18 @@ class SQLTokenStore(TokenStore):
     # -- blocking ---------------------------------------------------------------------------
 
     def get(self, tenant: str) -> TokenState | None:
-        return self._run("read", tenant, _get, tenant)
+        return self._run("read", tenant, _get, tenant, self._cipher)
 
     def save(self, state: TokenState, *, expected_version: int | None) -> bool:
         if expected_version is None:
-            return self._run("insert", state.tenant, _insert, state, conflict=False)
-        return self._run("update", state.tenant, _update, state, expected_version)
+            return self._run("insert", state.tenant, _insert, state, self._cipher, conflict=False)
+        return self._run("update", state.tenant, _update, state, expected_version, self._cipher)
 
     def delete(self, tenant: str, *, expected_version: int | None = None) -> bool:
         return self._run("delete", tenant, _delete, tenant, expected_version)
 
     def states(self) -> list[TokenState]:
-        return self._run("list tenants", None, _states)
+        return self._run("list tenants", None, _states, self._cipher)
 
     def acquire_lease(self, tenant: str, *, version: int, owner: str, seconds: float) -> bool:
         return self._run("lease", tenant, _acquire_lease, tenant, version, owner, seconds)
@@ -99,24 +110,34 @@ class SQLTokenStore(TokenStore):
     def release_lease(self, tenant: str, *, owner: str) -> None:
         self._run("release the lease of", tenant, _release_lease, tenant, owner)
 
+    def rotate_encryption(self) -> int:
+        """Seal every row again with the first encryption key (also encrypts rows written
+        before encryption was on); returns how many rows changed. Rows a worker rewrites
+        meanwhile are skipped: that write already used the first key."""
+        return self._run("re-encrypt", None, _reseal, self._cipher)
+
     def close(self) -> None:
         self._engines.dispose()
 
     # -- async: the asyncio driver where there is one, else the blocking call in a thread ---
 
     async def aget(self, tenant: str) -> TokenState | None:
-        return await self._arun("read", tenant, _get, tenant)
+        return await self._arun("read", tenant, _get, tenant, self._cipher)
 
     async def asave(self, state: TokenState, *, expected_version: int | None) -> bool:
         if expected_version is None:
-            return await self._arun("insert", state.tenant, _insert, state, conflict=False)
-        return await self._arun("update", state.tenant, _update, state, expected_version)
+            return await self._arun(
+                "insert", state.tenant, _insert, state, self._cipher, conflict=False
+            )
+        return await self._arun(
+            "update", state.tenant, _update, state, expected_version, self._cipher
+        )
 
     async def adelete(self, tenant: str, *, expected_version: int | None = None) -> bool:
         return await self._arun("delete", tenant, _delete, tenant, expected_version)
 
     async def astates(self) -> list[TokenState]:
-        return await self._arun("list tenants", None, _states)
+        return await self._arun("list tenants", None, _states, self._cipher)
 
     async def aacquire_lease(
         self, tenant: str, *, version: int, owner: str, seconds: float
@@ -220,20 +241,21 @@ _columns = (
 )
 
 
-def _state(row: Row[Unpack[tuple[Any, ...]]]) -> TokenState:
+def _state(row: Row[Unpack[tuple[Any, ...]]], cipher: Cipher) -> TokenState:
+    tenant = row.tenant
     return TokenState(
-        tenant=row.tenant,
-        token=row.token,
+        tenant=tenant,
+        token=cipher.open(row.token, tenant),
         token_exp=row.token_exp,
-        refresh_token=row.refresh_token,
+        refresh_token=None if row.refresh_token is None else cipher.open(row.refresh_token, tenant),
         refresh_token_exp=row.refresh_token_exp,
         date=row.date,
-        extra=MappingProxyType(json.loads(row.extra)),
+        extra=MappingProxyType(json.loads(cipher.open(row.extra, tenant))),
         version=row.version,
     )
 
 
-def _values(state: TokenState) -> dict[str, Any]:
+def _values(state: TokenState, cipher: Cipher) -> dict[str, Any]:
     try:
         extra = json.dumps(dict(state.extra), separators=(",", ":"), sort_keys=True)
     except (TypeError, ValueError):
@@ -244,33 +266,35 @@ def _values(state: TokenState) -> dict[str, Any]:
             tenant=state.tenant,
         )
     return {
-        "token": state.token,
+        "token": cipher.seal(state.token),
         "token_exp": state.token_exp,
-        "refresh_token": state.refresh_token,
+        "refresh_token": None if state.refresh_token is None else cipher.seal(state.refresh_token),
         "refresh_token_exp": state.refresh_token_exp,
         "date": state.date,
-        "extra": extra,
+        "extra": cipher.seal(extra),
         "version": state.version,
         "updated_at": utc_now(),
     }
 
 
-def _get(connection: Connection, tenant: str) -> TokenState | None:
+def _get(connection: Connection, tenant: str, cipher: Cipher) -> TokenState | None:
     row = connection.execute(sa.select(*_columns).where(tokens.c.tenant == tenant)).first()
-    return None if row is None else _state(row)
+    return None if row is None else _state(row, cipher)
 
 
-def _insert(connection: Connection, state: TokenState) -> bool:
-    values = _values(state)
+def _insert(connection: Connection, state: TokenState, cipher: Cipher) -> bool:
+    values = _values(state, cipher)
     connection.execute(tokens.insert().values(tenant=state.tenant, created_at=utc_now(), **values))
     return True
 
 
-def _update(connection: Connection, state: TokenState, expected_version: int) -> bool:
+def _update(
+    connection: Connection, state: TokenState, expected_version: int, cipher: Cipher
+) -> bool:
     statement = (
         tokens.update()
         .where(tokens.c.tenant == state.tenant, tokens.c.version == expected_version)
-        .values(lease_owner=None, lease_until=None, **_values(state))
+        .values(lease_owner=None, lease_until=None, **_values(state, cipher))
     )
     return connection.execute(statement).rowcount == 1
 
@@ -282,10 +306,29 @@ def _delete(connection: Connection, tenant: str, expected_version: int | None) -
     return connection.execute(statement).rowcount == 1
 
 
-def _states(connection: Connection) -> list[TokenState]:
+def _states(connection: Connection, cipher: Cipher) -> list[TokenState]:
     # Sorted here, not by ORDER BY: database collations disagree on the order of strings.
-    states = [_state(row) for row in connection.execute(sa.select(*_columns))]
+    states = [_state(row, cipher) for row in connection.execute(sa.select(*_columns))]
     return sorted(states, key=lambda state: state.tenant)
+
+
+def _reseal(connection: Connection, cipher: Cipher) -> int:
+    changed = 0
+    for row in connection.execute(sa.select(*_columns)).all():
+        secrets = {"token": row.token, "refresh_token": row.refresh_token, "extra": row.extra}
+        if not any(value is not None and cipher.stale(value) for value in secrets.values()):
+            continue
+        resealed = {
+            name: None if value is None else cipher.seal(cipher.open(value, row.tenant))
+            for name, value in secrets.items()
+        }
+        statement = (
+            tokens.update()
+            .where(tokens.c.tenant == row.tenant, tokens.c.version == row.version)
+            .values(**resealed)
+        )
+        changed += connection.execute(statement).rowcount
+    return changed
 
 
 def _acquire_lease(
