@@ -2,6 +2,7 @@
 
 from . import resolvers
 from ._asgi import OutboundMiddleware, exception_handlers, outbound_client
+from ._async_manager import AsyncTokenManager
 from ._auth import TenantAuth
 from ._client import AsyncTenantJWT, OutboundAsyncClient, OutboundClient, TenantJWT
 from ._config import Endpoint, JWTConfig, TenantView
@@ -16,10 +17,10 @@ from ._exceptions import (
     TokenRejectedError,
     error_response,
 )
-from ._manager import AsyncTokenManager, TokenManager
 from ._migrate import amigrate, current_revision, downgrade, exclude_jwt_outbound_tables, migrate
 from ._state import TokenState
 from ._store import MemoryTokenStore, SQLTokenStore, TokenStore, default_database_url
+from ._sync_manager import TokenManager
 from ._wsgi import WSGIOutboundMiddleware
 
 __version__ = "0.1.0"

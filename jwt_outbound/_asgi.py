@@ -16,7 +16,7 @@ from ._exceptions import ConfigurationError, JWTOutboundError, error_response
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from ._manager import AsyncTokenManager
+    from ._async_manager import AsyncTokenManager
     from .resolvers import TenantResolver
 
 __all__ = ["OutboundMiddleware", "exception_handlers", "outbound_client"]

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._core import Send, advance
+from ._effects import Send, advance
 
 if TYPE_CHECKING:
-    from ._core import Origin
-    from ._manager import AsyncTokenManager, TokenManager
+    from ._async_manager import AsyncTokenManager
+    from ._origins import Origin
+    from ._sync_manager import TokenManager
 
 __all__ = ["TenantAuth"]
 

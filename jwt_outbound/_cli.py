@@ -19,11 +19,11 @@ from typing import Any
 
 from ._config import JWTConfig
 from ._exceptions import ConfigurationError, JWTOutboundError
-from ._manager import TokenManager
 from ._migrate import current_revision, migrate
 from ._state import TokenState, token_expired, validate_tenant
 from ._store import SQLTokenStore, default_database_url
 from ._store.sql import ENCRYPTION_KEYS_ENV
+from ._sync_manager import TokenManager
 
 __all__ = ["main"]
 

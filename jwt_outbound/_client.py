@@ -8,10 +8,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 if TYPE_CHECKING:
-    from ._manager import AsyncTokenManager, TokenManager
+    from ._async_manager import AsyncTokenManager
     from ._state import TokenState
+    from ._sync_manager import TokenManager
 
-__all__ = ["AsyncTenantJWT", "OutboundAsyncClient", "OutboundClient", "TenantJWT"]
+__all__ = [
+    "AsyncBorrowedTransport",
+    "AsyncTenantJWT",
+    "BorrowedTransport",
+    "OutboundAsyncClient",
+    "OutboundClient",
+    "TenantJWT",
+]
 
 C = TypeVar("C", bound="_Deferred")
 
@@ -111,3 +119,21 @@ class OutboundClient(_Deferred, httpx.Client):
     def __init__(self, *, jwt: TenantJWT | None = None, **options: Any) -> None:
         self.jwt = jwt
         super().__init__(**options)
+
+
+class BorrowedTransport(httpx.BaseTransport):
+    """The manager's pool, lent to a per-request client: closing the client leaves it open."""
+
+    def __init__(self, transport: httpx.BaseTransport) -> None:
+        self._transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport.handle_request(request)
+
+
+class AsyncBorrowedTransport(httpx.AsyncBaseTransport):
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)

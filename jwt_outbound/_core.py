@@ -7,10 +7,8 @@ itself, so the sync driver, the async driver and the tests without any I/O all r
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import re
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -24,7 +22,21 @@ from ._config import (
     default_map,
     default_refresh_configure,
 )
-from ._events import CredentialsExpiredEvent, Event, LoginEvent, LogoutEvent
+from ._effects import (
+    AcquireLease,
+    Call,
+    Delete,
+    Emit,
+    Ensure,
+    Fetch,
+    Flow,
+    Load,
+    ReleaseLease,
+    Save,
+    Send,
+    Sleep,
+)
+from ._events import CredentialsExpiredEvent, LoginEvent, LogoutEvent
 from ._exceptions import (
     ConfigurationError,
     CredentialsExpiredError,
@@ -32,136 +44,15 @@ from ._exceptions import (
     TokenEndpointError,
     TokenRejectedError,
 )
-from ._state import TokenState, refresh_usable, token_expired
+from ._origins import CREDENTIAL_HEADERS, Origin, origin
+from ._state import TokenState, refresh_usable, state_from_mapping, token_expired
 
-__all__ = ["Core", "Effect", "Origin", "advance", "strip_foreign_credentials"]
-
-
-# -- effects -------------------------------------------------------------------------------------
+__all__ = ["MISS", "Core"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Load:
-    tenant: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Save:
-    state: TokenState
-    expected_version: int | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delete:
-    tenant: str
-    expected_version: int | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class AcquireLease:
-    tenant: str
-    version: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ReleaseLease:
-    tenant: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Sleep:
-    seconds: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Call:
-    """Call a user hook; its result is awaited when it is awaitable (async driver only)."""
-
-    hook: Callable[..., Any]
-    args: tuple[Any, ...]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Fetch:
-    """Send one token-endpoint request built from ``options``; result: the read response."""
-
-    options: dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Emit:
-    event: Event
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ensure:
-    """A usable state for ``tenant``, or ``None``; the driver serves it from its cache or runs
-    ``Core.ensure`` under the tenant's lock."""
-
-    tenant: str
-    request: httpx.Request | None = None
-    rejected_token: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Send:
-    """Send the outbound request (only in ``Core.request``); result: its response."""
-
-    request: httpx.Request
-
-
-Effect = (
-    Load | Save | Delete | AcquireLease | ReleaseLease | Sleep | Call | Fetch | Emit | Ensure | Send
-)
-Flow = Generator[Effect, Any, Any]
-Origin = tuple[str, str, int]
-_MISS: Any = object()
-CREDENTIAL_HEADERS = "jwt_outbound.credential_headers"
+MISS: Any = object()
 _CAS_TRIES = 5
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-_STATE_KEYS = {
-    "token": "token",
-    "token_exp": "token_exp",
-    "tokenExp": "token_exp",
-    "refresh_token": "refresh_token",
-    "refreshToken": "refresh_token",
-    "refresh_token_exp": "refresh_token_exp",
-    "refreshTokenExp": "refresh_token_exp",
-    "date": "date",
-}
-
-
-def strip_foreign_credentials(request: httpx.Request) -> None:
-    """An httpx request hook: a redirect to an origin the token is not for loses the headers the
-    authenticate hook set."""
-    marker = request.extensions.get(CREDENTIAL_HEADERS)
-    if marker is not None and origin(request.url) not in marker[0]:
-        for name in marker[1]:
-            request.headers.pop(name, None)
-
-
-def advance(flow: Flow, value: Any, error: BaseException | None) -> tuple[bool, Any]:
-    """One step of a flow: ``(False, effect)`` to perform, or ``(True, result)`` when done."""
-    try:
-        effect = flow.throw(error) if error is not None else flow.send(value)
-    except StopIteration as stop:
-        return True, stop.value
-    return False, effect
-
-
-def origin(url: httpx.URL) -> Origin:
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return (url.scheme, url.host, port)
-
-
-def origins(urls: Iterable[str | httpx.URL]) -> frozenset[Origin]:
-    return frozenset(_origin_of(str(url)) for url in urls)
-
-
-@functools.lru_cache(maxsize=1024)
-def _origin_of(url: str) -> Origin:
-    # Middleware builds a client per request for the same few base URLs: parse each once.
-    return origin(httpx.URL(url))
 
 
 class Core:
@@ -183,14 +74,14 @@ class Core:
     # -- reading the cache ---------------------------------------------------------------------
 
     def cached(self, entry: tuple[TokenState | None, float] | None, age: float) -> Any:
-        """The cached answer for a request when it is still good, else ``_MISS``."""
+        """The cached answer for a request when it is still good, else ``MISS``."""
         if entry is None or age > self.state_ttl:
-            return _MISS
+            return MISS
         state = entry[0]
         if state is None:
-            return _MISS if self.provider is not None else None
+            return MISS if self.provider is not None else None
         if token_expired(state, self.clock(), self.config.leeway):
-            return _MISS
+            return MISS
         return state
 
     # -- one outbound request ------------------------------------------------------------------
@@ -306,7 +197,7 @@ class Core:
         )
         response = yield from self._fetch(tenant, "login", options)
         mapped = yield Call(endpoint.map or default_map, (response, options, view))
-        state = self._to_state(tenant, mapped, previous=None)
+        state = state_from_mapping(tenant, mapped, previous=None, now=self.clock())
         for _ in range(_CAS_TRIES):
             current: TokenState | None = yield Load(tenant)
             expected = current.version if current is not None else None
@@ -376,7 +267,7 @@ class Core:
         )
         response = yield from self._fetch(tenant, "refresh", options)
         mapped = yield Call(endpoint.map or default_map, (response, options, view))
-        renewed = self._to_state(tenant, mapped, previous=state)
+        renewed = state_from_mapping(tenant, mapped, previous=state, now=self.clock())
         if (yield Save(renewed, state.version)):
             yield Emit(self._login_event(renewed, response, "refresh"))
             return renewed
@@ -447,44 +338,6 @@ class Core:
             status_code=status,
         )
 
-    def _to_state(
-        self, tenant: str, mapped: Mapping[str, Any], *, previous: TokenState | None
-    ) -> TokenState:
-        if not isinstance(mapped, Mapping):
-            raise TokenEndpointError(
-                f"map hook returned {type(mapped).__name__}, not a mapping", tenant=tenant
-            )
-        fields: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for key, value in mapped.items():
-            if key in _STATE_KEYS:
-                fields[_STATE_KEYS[key]] = value
-            else:
-                extra[key] = value
-        token = fields.get("token")
-        if not isinstance(token, str) or not token:
-            raise TokenEndpointError(
-                "the token response mapped to no 'token' string", tenant=tenant
-            )
-        if previous is not None and "refresh_token" not in fields:
-            fields["refresh_token"] = previous.refresh_token
-            fields.setdefault("refresh_token_exp", previous.refresh_token_exp)
-        refresh_token = fields.get("refresh_token")
-        if refresh_token is not None and not isinstance(refresh_token, str):
-            raise TokenEndpointError("the mapped 'refresh_token' is not a string", tenant=tenant)
-        return TokenState(
-            tenant=tenant,
-            token=token,
-            token_exp=_timestamp(fields.get("token_exp"), "token_exp", tenant),
-            refresh_token=refresh_token or None,
-            refresh_token_exp=_timestamp(
-                fields.get("refresh_token_exp"), "refresh_token_exp", tenant
-            ),
-            date=_timestamp(fields.get("date"), "date", tenant) or int(self.clock()),
-            extra=extra,
-            version=(previous.version + 1) if previous is not None else 1,
-        )
-
     def _login_event(self, state: TokenState, response: httpx.Response, action: Any) -> LoginEvent:
         try:
             decoded: dict[str, Any] | None = self.view(state.tenant, state).decode(state.token)
@@ -497,19 +350,6 @@ class Core:
             decoded_token=decoded,
             action=action,
         )
-
-
-def _timestamp(value: Any, name: str, tenant: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        return int(float(value))
-    except (TypeError, ValueError, OverflowError):
-        raise TokenEndpointError(
-            f"the mapped {name!r} is not Unix seconds", tenant=tenant
-        ) from None
 
 
 def _where(url: Any) -> str:

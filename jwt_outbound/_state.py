@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ._exceptions import InvalidTenantError
+from ._exceptions import InvalidTenantError, TokenEndpointError
 
 __all__ = [
     "TokenState",
     "credentials_expired",
     "refresh_usable",
+    "state_from_mapping",
     "token_expired",
     "validate_tenant",
 ]
@@ -84,3 +85,66 @@ def validate_tenant(tenant: object) -> str:
         f"invalid tenant id {shown}: use 1 to 128 letters, digits and ._:@+- "
         "starting with a letter or digit"
     )
+
+
+# What a map hook may return, in the original's camelCase too; other keys go to ``extra``.
+_STATE_KEYS = {
+    "token": "token",
+    "token_exp": "token_exp",
+    "tokenExp": "token_exp",
+    "refresh_token": "refresh_token",
+    "refreshToken": "refresh_token",
+    "refresh_token_exp": "refresh_token_exp",
+    "refreshTokenExp": "refresh_token_exp",
+    "date": "date",
+}
+
+
+def state_from_mapping(
+    tenant: str, mapped: Mapping[str, Any], *, previous: TokenState | None, now: float
+) -> TokenState:
+    """The state a ``map`` hook's result describes; a refresh keeps the refresh token it used
+    when the result names none. Raises ``TokenEndpointError`` for what is not a token state."""
+    if not isinstance(mapped, Mapping):
+        raise TokenEndpointError(
+            f"map hook returned {type(mapped).__name__}, not a mapping", tenant=tenant
+        )
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in mapped.items():
+        if key in _STATE_KEYS:
+            fields[_STATE_KEYS[key]] = value
+        else:
+            extra[key] = value
+    token = fields.get("token")
+    if not isinstance(token, str) or not token:
+        raise TokenEndpointError("the token response mapped to no 'token' string", tenant=tenant)
+    if previous is not None and "refresh_token" not in fields:
+        fields["refresh_token"] = previous.refresh_token
+        fields.setdefault("refresh_token_exp", previous.refresh_token_exp)
+    refresh_token = fields.get("refresh_token")
+    if refresh_token is not None and not isinstance(refresh_token, str):
+        raise TokenEndpointError("the mapped 'refresh_token' is not a string", tenant=tenant)
+    return TokenState(
+        tenant=tenant,
+        token=token,
+        token_exp=_timestamp(fields.get("token_exp"), "token_exp", tenant),
+        refresh_token=refresh_token or None,
+        refresh_token_exp=_timestamp(fields.get("refresh_token_exp"), "refresh_token_exp", tenant),
+        date=_timestamp(fields.get("date"), "date", tenant) or int(now),
+        extra=extra,
+        version=(previous.version + 1) if previous is not None else 1,
+    )
+
+
+def _timestamp(value: Any, name: str, tenant: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        raise TokenEndpointError(
+            f"the mapped {name!r} is not Unix seconds", tenant=tenant
+        ) from None

@@ -10,7 +10,7 @@ from ._exceptions import ConfigurationError
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from ._manager import TokenManager
+    from ._sync_manager import TokenManager
     from .resolvers import TenantResolver
 
 __all__ = ["ENVIRON_KEY", "WSGIOutboundMiddleware"]

@@ -18,11 +18,10 @@ from jwt_outbound import (
     TokenEndpointError,
     TokenState,
 )
-from jwt_outbound._core import (
-    _MISS,
+from jwt_outbound._core import MISS, Core
+from jwt_outbound._effects import (
     AcquireLease,
     Call,
-    Core,
     Delete,
     Emit,
     Fetch,
@@ -199,10 +198,10 @@ def test_login_compare_and_swap_retries_on_a_moving_row() -> None:
 @pytest.mark.parametrize(
     ("entry", "age", "expected"),
     [
-        (None, 0.0, _MISS),
+        (None, 0.0, MISS),
         ((state(), 0.0), 1.0, "state"),
-        ((state(), 0.0), 6.0, _MISS),  # older than state_ttl: read the row again
-        ((state(token_exp=int(NOW + 10)), 0.0), 1.0, _MISS),  # near expiry
+        ((state(), 0.0), 6.0, MISS),  # older than state_ttl: read the row again
+        ((state(token_exp=int(NOW + 10)), 0.0), 1.0, MISS),  # near expiry
         ((None, 0.0), 1.0, None),  # known absent, no provider: send untouched
     ],
 )
@@ -212,4 +211,4 @@ def test_cache_answers(entry: Any, age: float, expected: Any) -> None:
 
 
 def test_cache_miss_for_absent_state_when_a_provider_can_log_in() -> None:
-    assert core(credentials_provider=lambda t: {}).cached((None, 0.0), 1.0) is _MISS
+    assert core(credentials_provider=lambda t: {}).cached((None, 0.0), 1.0) is MISS
