@@ -102,3 +102,47 @@ async def test_a_refresh_by_another_worker_is_picked_up_from_the_row(
     assert response.json()["headers"]["authorization"] == f"Bearer {renewed.token}"
     assert issuer.refresh_calls == 1
     assert issuer.reuse == 0
+
+
+async def test_the_event_loop_runs_on_while_the_database_is_locked(
+    tmp_path: Path, config: JWTConfig
+) -> None:
+    import sqlite3
+
+    from jwt_outbound import AsyncTokenManager, TokenState
+
+    path = tmp_path / "locked.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with AsyncTokenManager(config, store=SQLTokenStore(url)) as manager:
+        await manager.store.asave(TokenState(tenant="acme", token="t"), expected_version=None)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process is writing
+        done = anyio.Event()
+        result: list[bool] = []
+
+        async def logout() -> None:
+            result.append(await manager.logout("acme"))  # its DELETE waits for the lock
+            done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            tg.start_soon(logout)
+            await anyio.sleep(0.5)
+            assert result == []  # still waiting on the lock...
+            assert ticks >= 20  # ...while the loop went on
+            blocker.execute("COMMIT")
+            with anyio.fail_after(5):
+                await done.wait()
+            tg.cancel_scope.cancel()
+        blocker.close()
+        await manager.store.aclose()
+    assert result == [True]
