@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from ._effects import (
     advance,
 )
 from ._events import Event, log_handler_error
-from ._manager import Manager, build_request, resolved
+from ._manager import Manager, build_request, holds_lease, logger, resolved
 from ._origins import strip_foreign_credentials
 from ._state import TokenState, validate_tenant
 from ._store import TokenStore
@@ -66,6 +67,7 @@ class AsyncTokenManager(Manager[anyio.Lock]):
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         self._shared = AsyncBorrowedTransport(self._transport)
         self._token_client = httpx.AsyncClient(transport=self._shared, trust_env=False)
+        self._flights: dict[tuple[str, str | None], _Flight] = {}
 
     async def login(self, tenant: str, credentials: Any) -> TokenState:
         """Log ``tenant`` in with ``credentials``; store and return its new state."""
@@ -136,6 +138,7 @@ class AsyncTokenManager(Manager[anyio.Lock]):
     async def _drive(self, flow: Flow) -> Any:
         value: Any = None
         error: BaseException | None = None
+        leased: str | None = None
         while True:
             done, effect = advance(flow, value, error)
             if done:
@@ -145,6 +148,19 @@ class AsyncTokenManager(Manager[anyio.Lock]):
                 value = await self._perform_async(effect)
             except Exception as exc:
                 error = exc
+            except BaseException:
+                if leased is not None:  # cancelled mid-refresh: let another worker go now
+                    with anyio.CancelScope(shield=True):
+                        await self._release_quietly(leased)
+                raise
+            else:
+                leased = holds_lease(effect, value, leased)
+
+    async def _release_quietly(self, tenant: str) -> None:
+        try:
+            await self.store.arelease_lease(tenant, owner=self._owner)
+        except Exception:
+            logger.warning("jwt_outbound: could not release the refresh lease of %r", tenant)
 
     async def _perform_async(self, effect: Any) -> Any:
         store = self.store
@@ -187,14 +203,33 @@ class AsyncTokenManager(Manager[anyio.Lock]):
         renewal = effect.rejected_token is not None
         if not renewal and (hit := self._cached(effect.tenant)) is not MISS:
             return hit  # type: ignore[no-any-return]
-        async with self._lock(effect.tenant, anyio.Lock):
-            # Whoever held the lock may have just renewed the token for us.
-            if not renewal and (hit := self._cached(effect.tenant)) is not MISS:
-                return hit  # type: ignore[no-any-return]
-            state: TokenState | None = await self._drive(
-                self._core.ensure(effect.tenant, effect.request, effect.rejected_token)
-            )
-            return state
+        key = (effect.tenant, effect.rejected_token)
+        while (flight := self._flights.get(key)) is not None:
+            # One coroutine renews; the others wait for its outcome and all wake at once
+            # (a lock would hand itself on one waiter per event-loop turn).
+            await flight.done.wait()
+            if not flight.abandoned:
+                return flight.outcome()
+        flight = self._flights[key] = _Flight()
+        try:
+            async with self._lock(effect.tenant, anyio.Lock):
+                # Whoever held the lock (a login, a refresh by hand) may have renewed it for us.
+                if not renewal and (hit := self._cached(effect.tenant)) is not MISS:
+                    flight.state = hit
+                else:
+                    flight.state = await self._drive(
+                        self._core.ensure(effect.tenant, effect.request, effect.rejected_token)
+                    )
+        except Exception as exc:
+            flight.error = exc
+            raise
+        except BaseException:
+            flight.abandoned = True  # cancelled: a waiter takes over
+            raise
+        finally:
+            del self._flights[key]
+            flight.done.set()
+        return flight.state
 
     async def _emit(self, event: Event) -> None:
         for handler in self._hooks.handlers(event):
@@ -204,3 +239,27 @@ class AsyncTokenManager(Manager[anyio.Lock]):
                     await result
             except Exception:
                 log_handler_error(event, handler)
+
+
+class _Flight:
+    """One renewal in progress in this process, and its outcome for the coroutines waiting."""
+
+    __slots__ = ("abandoned", "done", "error", "state")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.state: TokenState | None = None
+        self.error: Exception | None = None
+        self.abandoned = False
+
+    def outcome(self) -> TokenState | None:
+        if self.error is None:
+            return self.state
+        # Each waiter raises its own copy: one exception object raised in many tasks would
+        # collect all their tracebacks.
+        try:
+            error = copy.copy(self.error)
+        except Exception:
+            error = self.error
+        error.__cause__ = self.error.__cause__
+        raise error

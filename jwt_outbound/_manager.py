@@ -7,6 +7,7 @@ thin I/O drivers around the one decision core in ``_core.py``.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 import uuid
@@ -19,13 +20,16 @@ import httpx
 from ._auth import TenantAuth
 from ._config import JWTConfig, is_coroutine_hook
 from ._core import Core
+from ._effects import AcquireLease, Delete, ReleaseLease, Save
 from ._events import CredentialsExpiredEvent, HookRegistry, LoginEvent, LogoutEvent
 from ._exceptions import ConfigurationError
 from ._origins import origins
 from ._state import TokenState, validate_tenant
 from ._store import SQLTokenStore, TokenStore
 
-__all__ = ["Manager", "build_request", "resolved"]
+__all__ = ["Manager", "build_request", "holds_lease", "logger", "resolved"]
+
+logger = logging.getLogger("jwt_outbound")
 
 H = TypeVar("H", bound=Callable[..., Any])
 L = TypeVar("L")
@@ -166,6 +170,15 @@ def _parsed_base_url(base_url: str) -> httpx.URL:
 def resolved(resolve_tenant: Callable[[], str | None]) -> str | None:
     tenant = resolve_tenant()
     return None if tenant is None else validate_tenant(tenant)
+
+
+def holds_lease(effect: Any, value: Any, leased: str | None) -> str | None:
+    """The tenant whose refresh lease a flow holds once ``effect`` returned ``value``."""
+    if isinstance(effect, AcquireLease):
+        return effect.tenant if value else leased
+    if isinstance(effect, (Save, Delete, ReleaseLease)):
+        return None  # saving or deleting the row clears its lease
+    return leased
 
 
 def build_request(

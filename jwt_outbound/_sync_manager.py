@@ -29,7 +29,7 @@ from ._effects import (
 )
 from ._events import Event, log_handler_error
 from ._exceptions import ConfigurationError
-from ._manager import Manager, build_request, resolved
+from ._manager import Manager, build_request, holds_lease, logger, resolved
 from ._origins import strip_foreign_credentials
 from ._state import TokenState, validate_tenant
 from ._store import TokenStore
@@ -130,6 +130,7 @@ class TokenManager(Manager[threading.Lock]):
     def _drive(self, flow: Flow) -> Any:
         value: Any = None
         error: BaseException | None = None
+        leased: str | None = None
         while True:
             done, effect = advance(flow, value, error)
             if done:
@@ -139,6 +140,18 @@ class TokenManager(Manager[threading.Lock]):
                 value = self._perform_sync(effect)
             except Exception as exc:
                 error = exc
+            except BaseException:
+                if leased is not None:  # interrupted mid-refresh: let another worker go now
+                    self._release_quietly(leased)
+                raise
+            else:
+                leased = holds_lease(effect, value, leased)
+
+    def _release_quietly(self, tenant: str) -> None:
+        try:
+            self.store.release_lease(tenant, owner=self._owner)
+        except Exception:
+            logger.warning("jwt_outbound: could not release the refresh lease of %r", tenant)
 
     def _perform_sync(self, effect: Any) -> Any:
         store = self.store

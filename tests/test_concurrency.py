@@ -6,9 +6,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
+import httpx
 import pytest
 
-from jwt_outbound import AsyncTokenManager, JWTConfig, MemoryTokenStore, TokenManager
+from jwt_outbound import (
+    AsyncTokenManager,
+    CredentialsExpiredError,
+    JWTConfig,
+    MemoryTokenStore,
+    TokenEndpointError,
+    TokenManager,
+)
 
 from .conftest import CREDENTIALS
 from .issuer import PASSWORD, Issuer
@@ -138,3 +146,74 @@ async def test_provider_logs_in_once_for_many_coroutines(
     assert calls == ["acme"]
     assert issuer.login_calls == 1
     assert issuer.seen_tokens == [("acme", "/api/whoami")] * 50
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"), [(503, TokenEndpointError), (None, CredentialsExpiredError)]
+)
+async def test_waiters_share_the_one_renewals_failure(
+    config: JWTConfig, issuer: Issuer, base_url: str, failure: int | None, error: type[Exception]
+) -> None:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
+        issuer.token_ttl = -10
+        state = await manager.login("acme", CREDENTIALS)
+        if failure is None:
+            issuer.rotate(state.refresh_token or "")  # spent: the refresh will be refused
+        issuer.failure = failure
+        issuer.delay = 0.05
+        expired: list[object] = []
+        manager.on_expired(expired.append)
+        raised: list[BaseException] = []
+
+        async def call(client: httpx.AsyncClient) -> None:
+            try:
+                await client.get("/api/whoami")
+            except Exception as exc:
+                raised.append(exc)
+
+        async with (
+            manager.client("acme", base_url=base_url) as client,
+            anyio.create_task_group() as tg,
+        ):
+            for _ in range(50):
+                tg.start_soon(call, client)
+
+    assert len(raised) == 50
+    assert all(type(exc) is error and exc.tenant == "acme" for exc in raised)  # type: ignore[attr-defined]
+    assert len({id(exc) for exc in raised}) == 50  # each waiter got its own copy
+    assert len([r for r in issuer.token_requests if r["path"] == "/auth/refresh"]) == 1
+    assert len(expired) == (1 if failure is None else 0)
+    assert issuer.api_calls == 0
+
+
+async def test_a_cancelled_renewal_is_taken_over_by_a_waiter(
+    config: JWTConfig, issuer: Issuer, base_url: str
+) -> None:
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
+        issuer.token_ttl = -10
+        await manager.login("acme", CREDENTIALS)
+        issuer.token_ttl = 300
+        issuer.delay = 0.3
+        statuses: list[int] = []
+        async with manager.client("acme", base_url=base_url) as client:
+            leader = anyio.CancelScope()
+
+            async def lead() -> None:
+                with leader:
+                    await client.get("/api/whoami")
+
+            async def follow() -> None:
+                statuses.append((await client.get("/api/whoami")).status_code)
+
+            with anyio.fail_after(5):  # not the 30 s the leader's lease would hold
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(lead)
+                    await anyio.sleep(0.1)  # the leader waits at the token endpoint
+                    tg.start_soon(follow)
+                    await anyio.sleep(0.05)
+                    leader.cancel()
+
+    assert leader.cancelled_caught
+    assert statuses == [200]
+    assert issuer.refresh_calls == 1  # the cancelled request was abandoned at the endpoint
+    assert issuer.reuse == 0
