@@ -227,7 +227,9 @@ class Core:
     def _refresh_leased(self, state: TokenState) -> Flow:
         """Refresh once for the whole fleet: take the row's lease, or wait for its holder."""
         tenant = state.tenant
-        waited, delay = 0.0, 0.02
+        # Polls start fast and stay frequent: a refresh takes about one token-endpoint round
+        # trip, and waiters should see its result within a fraction of that.
+        waited, delay = 0.0, 0.01
         while True:
             if (yield AcquireLease(tenant, state.version)):
                 try:
@@ -252,7 +254,7 @@ class Core:
                 )
             yield Sleep(delay)
             waited += delay
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 1.5, 0.1)
 
     def _refresh_call(self, state: TokenState) -> Flow:
         endpoint = self.config.refresh
