@@ -112,11 +112,15 @@ class Core:
         self, request: httpx.Request, state: TokenState, allowed: frozenset[Origin] | None
     ) -> Flow:
         hook = self.config.authenticate or default_authenticate
-        before = request.headers.copy()
+        before = set(request.headers.raw)
         yield Call(hook, (request, self.view(state.tenant, state)))
         # Redirects skip the auth flow and keep every header but Authorization: remember what
         # the hook set so that the clients' request hook can drop it on another origin.
-        added = [name for name, value in request.headers.items() if before.get(name) != value]
+        added = [
+            key.decode("latin-1")
+            for key, value in request.headers.raw
+            if (key, value) not in before
+        ]
         request.extensions[CREDENTIAL_HEADERS] = (
             allowed or frozenset({origin(request.url)}),
             added,
