@@ -128,9 +128,12 @@ class Manager(Generic[L]):
         if tenant is not None:
             options["auth"] = self.auth(tenant, allowed_origins=allowed_origins)
             options["jwt"] = self._tenant_jwt(tenant)
-            hooks = dict(options.get("event_hooks") or {})
-            hooks["request"] = [*hooks.get("request", ()), self._strip_hook]
-            options["event_hooks"] = hooks
+            if self.config.authenticate is not None:
+                # httpx drops Authorization on a redirect to another origin, but not the
+                # headers a custom authenticate hook sets: this request hook does.
+                hooks = dict(options.get("event_hooks") or {})
+                hooks["request"] = [*hooks.get("request", ()), self._strip_hook]
+                options["event_hooks"] = hooks
         # Proxies belong on the manager's transport; reading them from the environment here
         # would open a new pool per client.
         options.setdefault("trust_env", False)

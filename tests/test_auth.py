@@ -93,14 +93,18 @@ async def test_hostile_tenant_ids_are_refused(config: JWTConfig, tenant: Any) ->
             await manager.login(tenant, CREDENTIALS)
 
 
-@pytest.mark.parametrize("header", ["Authorization", "X-Api-Token"])
+@pytest.mark.parametrize(
+    ("header", "custom"), [("Authorization", False), ("Authorization", True), ("X-Api-Token", True)]
+)
 async def test_redirects_to_another_origin_carry_no_credentials(
-    make: Any, base_url: str, header: str
+    make: Any, base_url: str, header: str, custom: bool
 ) -> None:
     def authenticate(request: httpx.Request, view: TenantView) -> None:
         request.headers[header] = f"Bearer {view.token}"
 
-    h = make(JWTConfig(login=Endpoint(f"{base_url}/auth"), authenticate=authenticate))
+    h = make(
+        JWTConfig(login=Endpoint(f"{base_url}/auth"), authenticate=authenticate if custom else None)
+    )
     await h.call("login", "acme", CREDENTIALS)
     foreign = base_url.replace("127.0.0.1", "localhost")
 
