@@ -68,17 +68,23 @@ def asgi_caller(app: Any) -> Call:
 
 
 async def measure(variants: dict[str, Call], calls: int, rounds: int) -> dict[str, float]:
-    """Median microseconds per call, variants interleaved round by round to share the noise."""
+    """Median over rounds of the mean microseconds per call. Variants take turns call by call
+    (starting with a different one each time), so the machine's drift is shared by all."""
     for call in variants.values():  # warm up: connections, tokens, caches
         for _ in range(50):
             await call()
-    samples: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    samples: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
-        for name, call in variants.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                await call()
-            samples[name].append((time.perf_counter() - start) / calls * 1e6)
+        spent = dict.fromkeys(names, 0.0)
+        for i in range(calls):
+            shift = i % len(names)
+            for name in names[shift:] + names[:shift]:
+                start = time.perf_counter()
+                await variants[name]()
+                spent[name] += time.perf_counter() - start
+        for name in names:
+            samples[name].append(spent[name] / calls * 1e6)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
