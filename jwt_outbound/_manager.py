@@ -27,9 +27,11 @@ from ._origins import origins
 from ._state import TokenState, validate_tenant
 from ._store import SQLTokenStore, TokenStore
 
-__all__ = ["Manager", "build_request", "holds_lease", "logger", "resolved"]
+__all__ = ["CACHE_LIMIT", "Manager", "build_request", "holds_lease", "logger", "resolved"]
 
 logger = logging.getLogger("jwt_outbound")
+
+CACHE_LIMIT = 10_000  # tenants whose state a manager keeps in memory
 
 H = TypeVar("H", bound=Callable[..., Any])
 L = TypeVar("L")
@@ -148,7 +150,11 @@ class Manager(Generic[L]):
     # -- shared by both drivers --------------------------------------------------------------
 
     def _remember(self, tenant: str, state: TokenState | None) -> None:
+        # Tenant ids can come from requests: keep the most recently read ones only.
+        self._cache.pop(tenant, None)
         self._cache[tenant] = (state, time.monotonic())
+        if len(self._cache) > CACHE_LIMIT:
+            del self._cache[next(iter(self._cache))]
 
     def _cached(self, tenant: str) -> Any:
         entry = self._cache.get(tenant)

@@ -118,3 +118,18 @@ async def test_redirects_to_another_origin_carry_no_credentials(
     assert header.lower() in same.json()["headers"]
     assert header.lower() not in away.json()["headers"]
     assert "authorization" not in away.json()["headers"]
+
+
+async def test_many_unknown_tenants_do_not_grow_memory_without_bound(
+    config: JWTConfig, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("jwt_outbound._manager.CACHE_LIMIT", 50)
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
+        await manager.login("acme", CREDENTIALS)
+        for i in range(200):  # e.g. random tenant headers from the internet
+            async with manager.client(f"probe-{i}", base_url=base_url) as client:
+                await client.get("/public")
+        assert len(manager._cache) == 50
+        assert "probe-199" in manager._cache
+        async with manager.client("acme", base_url=base_url) as client:  # read again: still works
+            assert (await client.get("/public")).json()["authorization"].startswith("Bearer ")
