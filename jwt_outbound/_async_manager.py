@@ -29,7 +29,7 @@ from ._effects import (
     advance,
 )
 from ._events import Event, log_handler_error
-from ._manager import Manager, build_request, holds_lease, logger, resolved
+from ._manager import Manager, build_request, holds_lease, logger, resolved, total_timeout
 from ._origins import strip_foreign_credentials
 from ._state import TokenState, validate_tenant
 from ._store import TokenStore
@@ -194,7 +194,12 @@ class AsyncTokenManager(Manager[anyio.Lock]):
         if isinstance(effect, Sleep):
             return await anyio.sleep(effect.seconds)
         if isinstance(effect, Fetch):
-            return await self._token_client.send(build_request(self._token_client, effect.options))
+            request = build_request(self._token_client, effect.options)
+            # httpx's timeouts bound each step (connect, each read, ...); a refresh must also
+            # end as a whole before its lease does, so the timeout bounds the whole call here.
+            with anyio.move_on_after(total_timeout(request)):
+                return await self._token_client.send(request)
+            raise httpx.ReadTimeout("the token request outlasted its timeout", request=request)
         if isinstance(effect, Emit):
             return await self._emit(effect.event)
         raise TypeError(f"no driver for {type(effect).__name__}")

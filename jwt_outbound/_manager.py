@@ -27,7 +27,15 @@ from ._origins import origins
 from ._state import TokenState, validate_tenant
 from ._store import SQLTokenStore, TokenStore
 
-__all__ = ["CACHE_LIMIT", "Manager", "build_request", "holds_lease", "logger", "resolved"]
+__all__ = [
+    "CACHE_LIMIT",
+    "Manager",
+    "build_request",
+    "holds_lease",
+    "logger",
+    "resolved",
+    "total_timeout",
+]
 
 logger = logging.getLogger("jwt_outbound")
 
@@ -188,6 +196,12 @@ def holds_lease(effect: Any, value: Any, leased: str | None) -> str | None:
     if isinstance(effect, (Save, Delete, ReleaseLease)):
         return None  # saving or deleting the row clears its lease
     return leased
+
+
+def total_timeout(request: httpx.Request) -> float:
+    """The longest of a request's httpx timeouts, as a bound on the whole exchange."""
+    timeouts = [t for t in (request.extensions.get("timeout") or {}).values() if t is not None]
+    return max(timeouts, default=float("inf"))
 
 
 def build_request(

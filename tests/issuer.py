@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,7 +31,7 @@ import jwt
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 KEY = "issuer-test-signing-key-0123456789abcdef"
@@ -47,6 +47,7 @@ class Issuer:
     failure: int | None = None  # answer token requests with this status
     delay: float = 0.0  # seconds before answering token requests
     body: bytes | None = None  # answer token requests 200 with this body instead
+    trickle: float = 0.0  # send token responses a byte every this many seconds
     rejected_tokens: set[str] = dataclasses.field(default_factory=set)  # the API answers 401
     login_calls: int = 0
     refresh_calls: int = 0
@@ -178,6 +179,8 @@ def build_app(issuer: Issuer) -> Starlette:
         body = await _json(request)
         if (failed := await gate(request, body)) is not None:
             return failed
+        if issuer.trickle:
+            return StreamingResponse(_slowly(b'{"token": "never-finished"}', issuer.trickle))
         issuer.refresh_calls += 1
         presented = body.get("refresh_token") if isinstance(body, dict) else None
         result = issuer.rotate(str(presented)) if presented else "invalid_request"
@@ -259,6 +262,12 @@ def build_app(issuer: Issuer) -> Starlette:
             Route("/redirect", redirect),
         ]
     )
+
+
+async def _slowly(body: bytes, pause: float) -> AsyncIterator[bytes]:
+    for index in range(len(body)):
+        await anyio.sleep(pause)
+        yield body[index : index + 1]
 
 
 async def _json(request: Request) -> Any:

@@ -220,3 +220,28 @@ async def test_raising_handler_is_logged_and_the_flow_goes_on(
         "jwt:login handler" in r.getMessage() and "acme" in r.getMessage() for r in caplog.records
     )
     assert all(state.token not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_trickling_token_endpoint_is_cut_off_at_its_timeout(
+    base_url: str, issuer: Issuer
+) -> None:
+    import time
+
+    from jwt_outbound import AsyncTokenManager, MemoryTokenStore
+
+    config = JWTConfig(
+        login=Endpoint(f"{base_url}/auth"),
+        refresh=Endpoint(f"{base_url}/auth/refresh", timeout=0.3),
+        leeway=0,
+    )
+    async with AsyncTokenManager(config, store=MemoryTokenStore()) as manager:
+        issuer.token_ttl = -10
+        before = await manager.login("acme", CREDENTIALS)
+        issuer.trickle = 0.05  # each byte within the read timeout, the whole far beyond it
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointError, match="ReadTimeout"):
+            await manager.refresh("acme")
+        elapsed = time.monotonic() - started
+        assert await manager.state("acme") == before
+
+    assert elapsed < 0.8  # the body alone would take 27 x 0.05 = 1.35 s
