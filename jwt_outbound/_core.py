@@ -141,27 +141,20 @@ class Core:
         now = self.clock()
         if not forced and not token_expired(state, now, self.config.leeway):
             return state
+        can_refresh = self._can_refresh(state, now)
         error: Exception
-        if self._can_refresh(state, now):
+        if can_refresh or self.provider is not None:
             try:
-                return (yield from self._refresh_leased(state))
-            except TokenRejectedError as exc:
-                error = exc
-        elif forced and self.provider is None:
+                return (yield from self._leased(state, self._renew(state, can_refresh)))
+            except _Unrenewable as exc:
+                error = exc.error
+        elif forced:
             return state  # a 401 that nothing here can fix: the caller keeps the response
         else:
             error = CredentialsExpiredError(
                 f"Unable to refresh credentials of tenant {tenant!r}: {self._why_not(state, now)}",
                 tenant=tenant,
             )
-        if self.provider is not None:
-            try:
-                renewed = yield from self._provider_login(tenant)
-            except TokenRejectedError as exc:
-                error = exc
-            else:
-                if renewed is not None:
-                    return renewed
         yield Emit(CredentialsExpiredEvent(tenant=tenant, request=request, error=error))
         yield from self.logout(tenant, state=state, expected_version=state.version)
         if isinstance(error, CredentialsExpiredError):
@@ -169,6 +162,32 @@ class Core:
         raise CredentialsExpiredError(
             f"Unable to refresh credentials of tenant {tenant!r}: {error}", tenant=tenant
         ) from error
+
+    def _renew(self, state: TokenState, can_refresh: bool) -> Flow:
+        """Under the lease: refresh, else (or when refused) log in again through the provider;
+        raises ``_Unrenewable`` when neither gives a token."""
+        tenant = state.tenant
+        error: Exception
+        if can_refresh:
+            try:
+                return (yield from self._refresh_call(state))
+            except TokenRejectedError as exc:
+                error = exc
+        else:
+            error = CredentialsExpiredError(
+                f"Unable to refresh credentials of tenant {tenant!r}: "
+                f"{self._why_not(state, self.clock())}",
+                tenant=tenant,
+            )
+        if self.provider is None:
+            raise _Unrenewable(error)
+        try:
+            renewed = yield from self._provider_login(tenant)
+        except TokenRejectedError as exc:
+            raise _Unrenewable(exc) from None
+        if renewed is None:
+            raise _Unrenewable(error)
+        return renewed
 
     def _can_refresh(self, state: TokenState, now: float) -> bool:
         return self.config.refresh is not None and refresh_usable(state, now)
@@ -226,10 +245,11 @@ class Core:
                 f"Unable to refresh credentials of tenant {tenant!r}: {self._why_not(state, now)}",
                 tenant=tenant,
             )
-        return (yield from self._refresh_leased(state))
+        return (yield from self._leased(state, self._refresh_call(state)))
 
-    def _refresh_leased(self, state: TokenState) -> Flow:
-        """Refresh once for the whole fleet: take the row's lease, or wait for its holder."""
+    def _leased(self, state: TokenState, work: Flow) -> Flow:
+        """Run ``work`` (a refresh, a login) once for the whole fleet: take the row's lease, or
+        wait for its holder's result."""
         tenant = state.tenant
         # Polls start fast and stay frequent: a refresh takes about one token-endpoint round
         # trip, and waiters should see its result within a fraction of that.
@@ -237,7 +257,9 @@ class Core:
         while True:
             if (yield AcquireLease(tenant, state.version)):
                 try:
-                    return (yield from self._refresh_call(state))
+                    return (yield from work)
+                except _Unrenewable:
+                    raise  # the caller logs the tenant out: deleting the row ends the lease
                 except Exception:
                     yield ReleaseLease(tenant)
                     raise
@@ -385,3 +407,11 @@ def _should_retry(request: httpx.Request, response: httpx.Response) -> bool:
         return False
     challenge = response.headers.get("WWW-Authenticate", "")
     return "error=" not in challenge or "invalid_token" in challenge
+
+
+class _Unrenewable(Exception):
+    """Nothing could renew the token; ``error`` says why (raised inside the core only)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -12,6 +12,8 @@ import anyio
 
 from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, JWTOutboundError, SQLTokenStore
 
+from .issuer import PASSWORD
+
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -23,6 +25,7 @@ class Plan:
     per_tenant: int  # concurrent requests per tenant
     refresh_lease: float = 30.0
     refresh_timeout: float = 10.0
+    provider: bool = False  # log in again with the issuer's password when nothing can refresh
 
 
 def config(plan: Plan) -> JWTConfig:
@@ -43,7 +46,12 @@ def run_requests(plan: Plan, ready: Any, go: Any, results: Any) -> None:
 async def _requests(plan: Plan, ready: Any, go: Any, results: Any) -> None:
     store = SQLTokenStore(plan.database_url)
     outcomes: list[tuple[str, str]] = []
-    async with AsyncTokenManager(config(plan), store=store) as manager:
+    provider = (
+        (lambda tenant: {"username": tenant, "password": PASSWORD}) if plan.provider else None
+    )
+    async with AsyncTokenManager(
+        config(plan), store=store, credentials_provider=provider
+    ) as manager:
         clients = {t: manager.client(t, base_url=plan.issuer_url) for t in plan.tenants}
         ready.set()
         await anyio.to_thread.run_sync(go.wait)

@@ -212,3 +212,19 @@ def test_cache_answers(entry: Any, age: float, expected: Any) -> None:
 
 def test_cache_miss_for_absent_state_when_a_provider_can_log_in() -> None:
     assert core(credentials_provider=lambda t: {}).cached((None, 0.0), 1.0) is MISS
+
+
+def test_a_provider_login_also_runs_once_under_the_lease() -> None:
+    dead = state(token_exp=int(NOW - 1), refresh_token_exp=int(NOW - 1))
+    provided = core(credentials_provider=lambda tenant: {"username": tenant})
+    effects, result = run(provided.ensure("acme", None), answer([dead, dead]))
+    kinds = [type(e) for e in effects]
+    assert kinds[:3] == [Load, AcquireLease, Call]  # the provider is asked only by the holder
+    assert Fetch in kinds
+    assert ReleaseLease not in kinds  # the login's save ends the lease
+    assert result.token == "tok-2"
+
+    renewed = state(token="tok-9", version=4)
+    effects, result = run(provided.ensure("acme", None), answer([dead, renewed], lease=False))
+    assert [type(e) for e in effects] == [Load, AcquireLease, Load]
+    assert result == renewed

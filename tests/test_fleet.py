@@ -156,3 +156,23 @@ def test_killed_lease_holder_is_replaced_after_its_lease(
     assert issuer.refresh_calls == 1  # only the successor's completed
     assert issuer.abandoned == 1
     assert issuer.reuse == 0
+
+
+def test_expired_credentials_are_renewed_by_one_login_for_the_fleet(
+    db: str, issuer: Issuer, base_url: str, fleets: list[Fleet]
+) -> None:
+    tenant = unique_tenant("relogin")
+    plan = Plan(db, base_url, (tenant,), per_tenant=10, provider=True)
+    issuer.refresh_ttl = -10  # the refresh token is dead too: only a new login helps
+    login_expired(db, issuer, plan, [tenant])
+    issuer.refresh_ttl = 3600
+    issuer.delay = 0.1
+    fleet = Fleet([plan] * 4)
+    fleets.append(fleet)
+
+    reports = fleet.run()
+
+    outcomes = [outcome for report in reports for outcome in report[0]]
+    assert outcomes == [(tenant, tenant)] * 40
+    assert issuer.login_calls == 1
+    assert issuer.refresh_calls == 0
