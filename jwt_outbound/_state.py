@@ -132,7 +132,7 @@ def state_from_mapping(
         refresh_token=refresh_token or None,
         refresh_token_exp=_timestamp(fields.get("refresh_token_exp"), "refresh_token_exp", tenant),
         date=_timestamp(fields.get("date"), "date", tenant) or int(now),
-        extra=extra,
+        extra=MappingProxyType(extra),
         version=(previous.version + 1) if previous is not None else 1,
     )
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
 
-from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, JWTOutboundError, SQLTokenStore
+from jwt_outbound import (
+    AsyncTokenManager,
+    Endpoint,
+    JWTConfig,
+    JWTOutboundError,
+    SQLTokenStore,
+    TokenManager,
+)
 
 from .issuer import PASSWORD
 
@@ -26,6 +35,7 @@ class Plan:
     refresh_lease: float = 30.0
     refresh_timeout: float = 10.0
     provider: bool = False  # log in again with the issuer's password when nothing can refresh
+    sync: bool = False  # a TokenManager with one thread per request, not an AsyncTokenManager
 
 
 def config(plan: Plan) -> JWTConfig:
@@ -40,7 +50,37 @@ def config(plan: Plan) -> JWTConfig:
 def run_requests(plan: Plan, ready: Any, go: Any, results: Any) -> None:
     """Process entry: build a manager, say ready, wait for ``go``, then fire every request at once
     and put ``(outcomes, seconds from go to done, pooled connections left checked out)``."""
-    asyncio.run(_requests(plan, ready, go, results))
+    if plan.sync:
+        _threaded_requests(plan, ready, go, results)
+    else:
+        asyncio.run(_requests(plan, ready, go, results))
+
+
+def _threaded_requests(plan: Plan, ready: Any, go: Any, results: Any) -> None:
+    store = SQLTokenStore(plan.database_url)
+    jobs = [tenant for tenant in plan.tenants for _ in range(plan.per_tenant)]
+    barrier = threading.Barrier(len(jobs) + 1)
+
+    def call(manager: TokenManager, tenant: str) -> tuple[str, str]:
+        with manager.client(tenant, base_url=plan.issuer_url) as client:
+            barrier.wait()
+            try:
+                response = client.get("/api/whoami")
+                return tenant, response.json().get("sub") or f"status {response.status_code}"
+            except JWTOutboundError as exc:
+                return tenant, type(exc).__name__
+
+    with TokenManager(config(plan), store=store) as manager, ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(call, manager, tenant) for tenant in jobs]
+        ready.set()
+        go.wait()
+        started = time.monotonic()
+        barrier.wait()
+        outcomes = [future.result() for future in futures]
+        elapsed = time.monotonic() - started
+    leaked = sum(engine.pool.checkedout() for engine in store._engines.in_use)
+    store.close()
+    results.put((outcomes, elapsed, leaked))
 
 
 async def _requests(plan: Plan, ready: Any, go: Any, results: Any) -> None:

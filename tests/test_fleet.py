@@ -85,11 +85,12 @@ def fleets() -> Iterator[list[Fleet]]:
         fleet.stop()
 
 
+@pytest.mark.parametrize("kind", ["async", "sync"])
 def test_4_processes_x_25_requests_refresh_once(
-    db: str, issuer: Issuer, base_url: str, fleets: list[Fleet]
+    db: str, issuer: Issuer, base_url: str, fleets: list[Fleet], kind: str
 ) -> None:
     tenant = unique_tenant("fleet")
-    plan = Plan(db, base_url, (tenant,), per_tenant=25)
+    plan = Plan(db, base_url, (tenant,), per_tenant=25, sync=kind == "sync")
     login_expired(db, issuer, plan, [tenant])
     issuer.delay = 0.1  # a realistic endpoint: waiters pile up behind the one refresh
     fleet = Fleet([plan] * 4)
