@@ -2,14 +2,23 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from jwt_outbound import AsyncTokenManager, Endpoint, JWTConfig, MemoryTokenStore, TokenManager
+from jwt_outbound import (
+    AsyncTokenManager,
+    Endpoint,
+    JWTConfig,
+    MemoryTokenStore,
+    TokenManager,
+    migrate,
+)
 
+from .databases import BACKENDS, database_url, drop_tables
 from .issuer import PASSWORD, Issuer, build_app, serve
 
 CREDENTIALS = {"username": "acme", "password": PASSWORD}
@@ -18,6 +27,17 @@ CREDENTIALS = {"username": "acme", "password": PASSWORD}
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=BACKENDS)
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database of each kind (SQLite always; PostgreSQL and MariaDB when
+    their URLs are set), dropped afterwards."""
+    url = database_url(request.param, tmp_path)
+    drop_tables(url)  # what an interrupted run may have left
+    migrate(url)
+    yield url
+    drop_tables(url)
 
 
 @pytest.fixture(scope="session")

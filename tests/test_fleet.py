@@ -7,27 +7,22 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jwt_outbound import SQLTokenStore, TokenManager, migrate
+from jwt_outbound import SQLTokenStore, TokenManager
 
-from .databases import BACKENDS, database_url, drop_tables, unique_tenant
+from .databases import unique_tenant
 from .fleet import Plan, config, run_requests
 from .issuer import PASSWORD, Issuer
 
 SPAWN = multiprocessing.get_context("spawn")
 
 
-@pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = database_url(request.param, tmp_path)
-    drop_tables(url)
-    migrate(url)
-    yield url
-    drop_tables(url)
+@pytest.fixture
+def db(migrated_url: str) -> str:
+    return migrated_url
 
 
 def login_expired(url: str, issuer: Issuer, plan: Plan, tenants: list[str]) -> None:

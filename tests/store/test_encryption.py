@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,21 +9,16 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from jwt_outbound import ConfigurationError, SQLTokenStore, StoreError, TokenState
-from jwt_outbound._migrate import migrate
 from jwt_outbound._store.schema import tokens
 
-from ..databases import BACKENDS, database_url, drop_tables, unique_tenant
+from ..databases import unique_tenant
 
 OLD, NEW = Fernet.generate_key(), Fernet.generate_key()
 
 
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = database_url(request.param, tmp_path)
-    drop_tables(url)
-    migrate(url)
-    yield url
-    drop_tables(url)
+@pytest.fixture
+def url(migrated_url: str) -> str:
+    return migrated_url
 
 
 def state(tenant: str) -> TokenState:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,9 @@ def secret_state(tenant: str) -> TokenState:
     return TokenState(tenant=tenant, token=SECRET, refresh_token=SECRET + "-refresh", version=1)
 
 
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated database of each kind, dropped afterwards."""
-    url = database_url(request.param, tmp_path)
-    drop_tables(url)
-    migrate(url)
-    yield url
-    drop_tables(url)
+@pytest.fixture
+def url(migrated_url: str) -> str:
+    return migrated_url
 
 
 def assert_hides_secrets(error: BaseException) -> None:
