@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import time
 from collections.abc import Callable
@@ -29,7 +28,15 @@ from ._effects import (
     advance,
 )
 from ._events import Event, log_handler_error
-from ._manager import Manager, build_request, holds_lease, logger, resolved, total_timeout
+from ._manager import (
+    Flight,
+    Manager,
+    build_request,
+    holds_lease,
+    logger,
+    resolved,
+    total_timeout,
+)
 from ._origins import strip_foreign_credentials
 from ._state import TokenState, validate_tenant
 from ._store import TokenStore
@@ -67,7 +74,7 @@ class AsyncTokenManager(Manager[anyio.Lock]):
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         self._shared = AsyncBorrowedTransport(self._transport)
         self._token_client = httpx.AsyncClient(transport=self._shared, trust_env=False)
-        self._flights: dict[tuple[str, str | None], _Flight] = {}
+        self._flights: dict[tuple[str, str | None], Flight] = {}
 
     async def login(self, tenant: str, credentials: Any) -> TokenState:
         """Log ``tenant`` in with ``credentials``; store and return its new state."""
@@ -215,7 +222,7 @@ class AsyncTokenManager(Manager[anyio.Lock]):
             await flight.done.wait()
             if not flight.abandoned:
                 return flight.outcome()
-        flight = self._flights[key] = _Flight()
+        flight = self._flights[key] = Flight(anyio.Event())
         try:
             async with self._lock(effect.tenant, anyio.Lock):
                 # Whoever held the lock (a login, a refresh by hand) may have renewed it for us.
@@ -244,27 +251,3 @@ class AsyncTokenManager(Manager[anyio.Lock]):
                     await result
             except Exception:
                 log_handler_error(event, handler)
-
-
-class _Flight:
-    """One renewal in progress in this process, and its outcome for the coroutines waiting."""
-
-    __slots__ = ("abandoned", "done", "error", "state")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.state: TokenState | None = None
-        self.error: Exception | None = None
-        self.abandoned = False
-
-    def outcome(self) -> TokenState | None:
-        if self.error is None:
-            return self.state
-        # Each waiter raises its own copy: one exception object raised in many tasks would
-        # collect all their tracebacks.
-        try:
-            error = copy.copy(self.error)
-        except Exception:
-            error = self.error
-        error.__cause__ = self.error.__cause__
-        raise error

@@ -6,6 +6,7 @@ thin I/O drivers around the one decision core in ``_core.py``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import threading
@@ -29,6 +30,7 @@ from ._store import SQLTokenStore, TokenStore
 
 __all__ = [
     "CACHE_LIMIT",
+    "Flight",
     "Manager",
     "build_request",
     "holds_lease",
@@ -175,6 +177,31 @@ class Manager(Generic[L]):
             if lock is None:
                 lock = self._locks[tenant] = factory()
             return lock
+
+
+class Flight:
+    """One renewal in progress in this process, and its outcome for the callers waiting on
+    ``done`` (an ``anyio.Event`` or a ``threading.Event``)."""
+
+    __slots__ = ("abandoned", "done", "error", "state")
+
+    def __init__(self, done: Any) -> None:
+        self.done = done
+        self.state: TokenState | None = None
+        self.error: Exception | None = None
+        self.abandoned = False  # the renewer was cancelled: a waiter takes over
+
+    def outcome(self) -> TokenState | None:
+        if self.error is None:
+            return self.state
+        # Each waiter raises its own copy: one exception object raised in many tasks or
+        # threads would collect all their tracebacks.
+        try:
+            error = copy.copy(self.error)
+        except Exception:
+            error = self.error
+        error.__cause__ = self.error.__cause__
+        raise error
 
 
 @functools.lru_cache(maxsize=256)

@@ -29,7 +29,7 @@ from ._effects import (
 )
 from ._events import Event, log_handler_error
 from ._exceptions import ConfigurationError
-from ._manager import Manager, build_request, holds_lease, logger, resolved
+from ._manager import Flight, Manager, build_request, holds_lease, logger, resolved
 from ._origins import strip_foreign_credentials
 from ._state import TokenState, validate_tenant
 from ._store import TokenStore
@@ -62,6 +62,7 @@ class TokenManager(Manager[threading.Lock]):
         self._transport = transport if transport is not None else httpx.HTTPTransport()
         self._shared = BorrowedTransport(self._transport)
         self._token_client = httpx.Client(transport=self._shared, trust_env=False)
+        self._flights: dict[tuple[str, str | None], Flight] = {}
 
     def login(self, tenant: str, credentials: Any) -> TokenState:
         """Log ``tenant`` in with ``credentials``; store and return its new state."""
@@ -201,14 +202,38 @@ class TokenManager(Manager[threading.Lock]):
         renewal = effect.rejected_token is not None
         if not renewal and (hit := self._cached(effect.tenant)) is not MISS:
             return hit  # type: ignore[no-any-return]
-        with self._lock(effect.tenant, threading.Lock):
-            # Whoever held the lock may have just renewed the token for us.
-            if not renewal and (hit := self._cached(effect.tenant)) is not MISS:
-                return hit  # type: ignore[no-any-return]
-            state: TokenState | None = self._drive(
-                self._core.ensure(effect.tenant, effect.request, effect.rejected_token)
-            )
-            return state
+        key = (effect.tenant, effect.rejected_token)
+        while True:
+            with self._locks_guard:
+                flight = self._flights.get(key)
+                if flight is None:
+                    flight = self._flights[key] = Flight(threading.Event())
+                    break
+            # One thread renews; the others wait for its outcome, failures included: an
+            # endpoint that is down is asked once, not once per waiting thread.
+            flight.done.wait()
+            if not flight.abandoned:
+                return flight.outcome()
+        try:
+            with self._lock(effect.tenant, threading.Lock):
+                # Whoever held the lock (a login, a refresh by hand) may have renewed it for us.
+                if not renewal and (hit := self._cached(effect.tenant)) is not MISS:
+                    flight.state = hit
+                else:
+                    flight.state = self._drive(
+                        self._core.ensure(effect.tenant, effect.request, effect.rejected_token)
+                    )
+        except Exception as exc:
+            flight.error = exc
+            raise
+        except BaseException:
+            flight.abandoned = True
+            raise
+        finally:
+            with self._locks_guard:
+                del self._flights[key]
+            flight.done.set()
+        return flight.state
 
     def _emit(self, event: Event) -> None:
         for handler in self._hooks.handlers(event):

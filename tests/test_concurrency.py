@@ -217,3 +217,28 @@ async def test_a_cancelled_renewal_is_taken_over_by_a_waiter(
     assert statuses == [200]
     assert issuer.refresh_calls == 1  # the cancelled request was abandoned at the endpoint
     assert issuer.reuse == 0
+
+
+def test_threads_share_one_failed_renewal(config: JWTConfig, issuer: Issuer, base_url: str) -> None:
+    with TokenManager(config, store=MemoryTokenStore()) as manager:
+        issuer.token_ttl = -10
+        before = manager.login("acme", CREDENTIALS)
+        issuer.failure = 503
+        issuer.delay = 0.1
+        barrier = threading.Barrier(20)
+
+        def call() -> str:
+            with manager.client("acme", base_url=base_url) as client:
+                barrier.wait()
+                try:
+                    client.get("/api/whoami")
+                except TokenEndpointError as exc:
+                    return f"{type(exc).__name__} {exc.status_code}"
+                return "sent"
+
+        with ThreadPoolExecutor(20) as pool:
+            outcomes = list(pool.map(lambda _: call(), range(20)))
+        assert manager.state("acme") == before
+
+    assert outcomes == ["TokenEndpointError 503"] * 20
+    assert len([r for r in issuer.token_requests if r["path"] == "/auth/refresh"]) == 1
