@@ -151,10 +151,7 @@ class Core:
         elif forced:
             return state  # a 401 that nothing here can fix: the caller keeps the response
         else:
-            error = CredentialsExpiredError(
-                f"Unable to refresh credentials of tenant {tenant!r}: {self._why_not(state, now)}",
-                tenant=tenant,
-            )
+            error = self._unrefreshable(state)
         yield Emit(CredentialsExpiredEvent(tenant=tenant, request=request, error=error))
         yield from self.logout(tenant, state=state, expected_version=state.version)
         if isinstance(error, CredentialsExpiredError):
@@ -174,11 +171,7 @@ class Core:
             except TokenRejectedError as exc:
                 error = exc
         else:
-            error = CredentialsExpiredError(
-                f"Unable to refresh credentials of tenant {tenant!r}: "
-                f"{self._why_not(state, self.clock())}",
-                tenant=tenant,
-            )
+            error = self._unrefreshable(state)
         if self.provider is None:
             raise _Unrenewable(error)
         try:
@@ -192,12 +185,17 @@ class Core:
     def _can_refresh(self, state: TokenState, now: float) -> bool:
         return self.config.refresh is not None and refresh_usable(state, now)
 
-    def _why_not(self, state: TokenState, now: float) -> str:
+    def _unrefreshable(self, state: TokenState) -> CredentialsExpiredError:
+        """The error for a state that ``_can_refresh`` refused, saying why."""
         if self.config.refresh is None:
-            return "no refresh endpoint is configured"
-        if not state.refresh_token:
-            return "no refresh token is held"
-        return "the refresh token expired"
+            why = "no refresh endpoint is configured"
+        elif not state.refresh_token:
+            why = "no refresh token is held"
+        else:
+            why = "the refresh token expired"
+        return CredentialsExpiredError(
+            f"Unable to refresh credentials of tenant {state.tenant!r}: {why}", tenant=state.tenant
+        )
 
     def _provider_login(self, tenant: str) -> Flow:
         if self.provider is None:
@@ -239,12 +237,8 @@ class Core:
             raise CredentialsExpiredError(
                 f"tenant {tenant!r} has no token state to refresh", tenant=tenant
             )
-        now = self.clock()
-        if not self._can_refresh(state, now):
-            raise CredentialsExpiredError(
-                f"Unable to refresh credentials of tenant {tenant!r}: {self._why_not(state, now)}",
-                tenant=tenant,
-            )
+        if not self._can_refresh(state, self.clock()):
+            raise self._unrefreshable(state)
         return (yield from self._leased(state, self._refresh_call(state)))
 
     def _leased(self, state: TokenState, work: Flow) -> Flow:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .._exceptions import ConfigurationError, StoreError
 
-__all__ = ["Cipher", "FernetCipher", "PlainText"]
+__all__ = ["Cipher", "FernetCipher"]
 
 _PREFIX = "fernet:"  # marks sealed values; rows written before encryption was on stay readable
 
@@ -23,9 +23,6 @@ class Cipher:
     def stale(self, value: str) -> bool:
         """Whether ``value`` should be sealed again with the current key."""
         return False
-
-
-PlainText = Cipher
 
 
 class FernetCipher(Cipher):
